@@ -1,0 +1,180 @@
+/* smr-ingest: store events from NDJSON or CSV into the database. */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/event.h"
+#include "../common/ingest.h"
+#include "../common/opts.h"
+#include "../common/rules.h"
+#include "../common/source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"smr-ingest [--db PATH] [--rules PATH] [--now TIME] [--format ndjson|csv]\n"
+	"                  [--encoding utf-8|gbk] [--rejects FILE] [--batch N] [FILE ...]";
+
+enum { OPT_FORMAT = 1, OPT_ENCODING, OPT_REJECTS, OPT_BATCH };
+
+struct run {
+	struct smr_opts o;
+	enum source_format fmt;
+	const char *encoding;
+	const char *rejects_path;
+	FILE *rejects;
+	int batch;
+	struct rules *rules;
+	struct ingest *in;
+	struct ingest_stats st;
+};
+
+static void parse_args(struct run *r, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SMR_COMMON_OPTIONS,
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"encoding", required_argument, NULL, OPT_ENCODING},
+		{"rejects", required_argument, NULL, OPT_REJECTS},
+		{"batch", required_argument, NULL, OPT_BATCH},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (opts_common(c, optarg, &r->o, usage))
+			continue;
+		switch (c) {
+		case OPT_FORMAT:
+			if (strcmp(optarg, "ndjson") == 0 || strcmp(optarg, "jsonl") == 0)
+				r->fmt = FORMAT_NDJSON;
+			else if (strcmp(optarg, "csv") == 0)
+				r->fmt = FORMAT_CSV;
+			else
+				opts_usage_error(usage, "--format must be ndjson or csv");
+			break;
+		case OPT_ENCODING:
+			if (strcasecmp(optarg, "gbk") != 0 && strcasecmp(optarg, "utf-8") != 0 && strcasecmp(optarg, "utf8") != 0)
+				opts_usage_error(usage, "--encoding must be utf-8 or gbk");
+			r->encoding = optarg;
+			break;
+		case OPT_REJECTS:
+			r->rejects_path = optarg;
+			break;
+		case OPT_BATCH:
+			r->batch = atoi(optarg);
+			if (r->batch < 1 || r->batch > 1000000)
+				opts_usage_error(usage, "--batch must be between 1 and 1000000");
+			break;
+		default:
+			opts_usage_error(usage, "unknown option");
+		}
+	}
+	opts_defaults(&r->o);
+}
+
+static void write_reject(struct run *r, struct source *src, const struct record *rec, int *header_done)
+{
+	if (!r->rejects)
+		return;
+	if (source_format(src) == FORMAT_CSV && !*header_done) {
+		size_t hlen;
+		const char *h = source_header(src, &hlen);
+		if (h && (fwrite(h, 1, hlen, r->rejects) != hlen || fputc('\n', r->rejects) == EOF))
+			smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
+		*header_done = 1;
+	}
+	if (fwrite(rec->raw, 1, rec->rawlen, r->rejects) != rec->rawlen || fputc('\n', r->rejects) == EOF)
+		smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
+}
+
+static void reject(struct run *r, struct source *src, const struct record *rec, const char *why, int *header_done)
+{
+	r->st.rejected++;
+	smr_warnx(source_name(src), rec->line, "%s", why);
+	write_reject(r, src, rec, header_done);
+}
+
+/* Returns 0, or -1 on a read error (reported). */
+static int ingest_source(struct run *r, struct source *src)
+{
+	struct record rec;
+	struct event ev;
+	char why[256];
+	int header_done = 0, rc;
+	while ((rc = source_next(src, &rec)) == 1) {
+		r->st.read++;
+		if (!rec.obj) {
+			reject(r, src, &rec, rec.err, &header_done);
+		} else if (event_from_json(rec.obj, r->rules, &ev, why, sizeof why) != 0) {
+			reject(r, src, &rec, why, &header_done);
+		} else {
+			ingest_event(r->in, &ev);
+			event_clear(&ev);
+		}
+		record_clear(&rec);
+	}
+	if (rc < 0) {
+		smr_warnx(source_name(src), 0, "%s", rec.err);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_summary(const struct ingest_stats *st)
+{
+	printf("{\"read\":%ld,\"inserted\":%ld,\"duplicates\":%ld,\"rejected\":%ld,"
+	       "\"new_persons\":%ld,\"merges\":%ld,\"conflicts\":%ld}\n",
+	       st->read, st->inserted, st->duplicates, st->rejected, st->new_persons, st->merges, st->conflicts);
+	if (fflush(stdout) != 0)
+		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	struct run r = {0};
+	smr_progname = "smr-ingest";
+	parse_args(&r, argc, argv);
+	r.rules = rules_load(r.o.rules, r.o.rules_required);
+	if (!r.rules)
+		return SMR_USAGE;
+	opts_resolve_now(&r.o);
+
+	char *stdin_only[] = {"-"};
+	char **files = optind < argc ? argv + optind : stdin_only;
+	int nfiles = optind < argc ? argc - optind : 1;
+	/* Open every input first: a missing file stops the run before it starts. */
+	struct source **srcs = xcalloc((size_t)nfiles, sizeof *srcs);
+	for (int i = 0; i < nfiles; i++) {
+		char err[256];
+		srcs[i] = source_open(files[i], r.fmt, r.encoding, err, sizeof err);
+		if (!srcs[i])
+			smr_die(SMR_FATAL, "%s: %s", files[i], err);
+	}
+	if (r.rejects_path) {
+		r.rejects = fopen(r.rejects_path, "a");
+		if (!r.rejects)
+			smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
+	}
+
+	sqlite3 *db = db_open(r.o.db);
+	r.in = ingest_open(db, r.rules, r.o.now, r.batch);
+	int io_failed = 0;
+	for (int i = 0; i < nfiles && !io_failed; i++) {
+		io_failed = ingest_source(&r, srcs[i]) != 0;
+		source_close(srcs[i]);
+		srcs[i] = NULL;
+	}
+	for (int i = 0; i < nfiles; i++)
+		source_close(srcs[i]);
+	free(srcs);
+	ingest_close(r.in, &r.st);
+	db_close(db);
+	if (r.rejects && fclose(r.rejects) != 0)
+		smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
+	rules_free(r.rules);
+	print_summary(&r.st);
+	if (io_failed)
+		return SMR_FATAL;
+	return r.st.rejected ? SMR_PARTIAL : SMR_OK;
+}

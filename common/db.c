@@ -1,0 +1,164 @@
+#include "db.h"
+#include "err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUSY_TIMEOUT_MS 60000
+
+static const char *opened_path = "smr.db";
+
+const char *db_path(void) { return opened_path; }
+
+void db_fail(sqlite3 *db, const char *what)
+{
+	smr_die(SMR_FATAL, "%s: %s: %s", opened_path, what,
+	        db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+void db_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		smr_die(SMR_FATAL, "%s: %s", opened_path, msg ? msg : sqlite3_errmsg(db));
+	}
+}
+
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		db_fail(db, "prepare");
+	return st;
+}
+
+void db_run(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		db_fail(db, "write");
+	sqlite3_reset(st);
+}
+
+int db_row(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		db_fail(db, "read");
+	return 0;
+}
+
+void db_begin(sqlite3 *db) { db_exec(db, "BEGIN IMMEDIATE"); }
+void db_commit(sqlite3 *db) { db_exec(db, "COMMIT"); }
+void db_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void db_bind_text(sqlite3 *db, sqlite3_stmt *st, int i, const char *s)
+{
+	int rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+	if (rc != SQLITE_OK)
+		db_fail(db, "bind");
+}
+
+void db_bind_int(sqlite3 *db, sqlite3_stmt *st, int i, int64_t v)
+{
+	if (sqlite3_bind_int64(st, i, v) != SQLITE_OK)
+		db_fail(db, "bind");
+}
+
+void db_bind_opt_int(sqlite3 *db, sqlite3_stmt *st, int i, int has, int64_t v)
+{
+	int rc = has ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+	if (rc != SQLITE_OK)
+		db_fail(db, "bind");
+}
+
+int64_t db_meta_get(sqlite3 *db, const char *key, int64_t dflt)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT value FROM meta WHERE key = ?1");
+	db_bind_text(db, st, 1, key);
+	int64_t v = db_row(db, st) ? sqlite3_column_int64(st, 0) : dflt;
+	sqlite3_finalize(st);
+	return v;
+}
+
+void db_meta_set(sqlite3 *db, const char *key, int64_t v)
+{
+	sqlite3_stmt *st = db_prepare(db,
+		"INSERT INTO meta(key, value) VALUES (?1, ?2) "
+		"ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+	db_bind_text(db, st, 1, key);
+	db_bind_int(db, st, 2, v);
+	db_run(db, st);
+	sqlite3_finalize(st);
+}
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");
+	int v = db_row(db, st) ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void migrate(sqlite3 *db)
+{
+	if (user_version(db) == SMR_SCHEMA_VERSION)
+		return;
+	db_begin(db); /* re-read under the write lock: another run may have migrated */
+	int v = user_version(db);
+	if (v > SMR_SCHEMA_VERSION) {
+		db_rollback(db);
+		smr_die(SMR_FATAL, "%s: schema version %d is newer than this smr (%d)",
+		        opened_path, v, SMR_SCHEMA_VERSION);
+	}
+	if (v == 0)
+		db_exec(db, smr_schema_v1);
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SMR_SCHEMA_VERSION);
+	db_exec(db, sql);
+	db_commit(db);
+}
+
+/* Create the file ourselves so it is 0600 from its first byte; SQLite gives
+ * its -wal and -shm files the same mode. */
+static void create_private(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		smr_die(SMR_FATAL, "%s: %s", path, strerror(errno));
+	close(fd);
+}
+
+sqlite3 *db_open(const char *path)
+{
+	opened_path = path;
+	if (strcmp(path, ":memory:") != 0)
+		create_private(path);
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		db_fail(db, "open");
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(db, 1);
+	db_exec(db, "PRAGMA journal_mode = WAL");
+	db_exec(db, "PRAGMA synchronous = NORMAL");
+	db_exec(db, "PRAGMA foreign_keys = OFF");
+	db_exec(db, "PRAGMA cache_size = -65536");
+	migrate(db);
+	return db;
+}
+
+void db_close(sqlite3 *db)
+{
+	if (sqlite3_close(db) != SQLITE_OK)
+		db_fail(db, "close");
+}

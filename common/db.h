@@ -1,0 +1,43 @@
+/* The shared SQLite database: open, create or migrate, and checked helpers.
+ * A database failure is fatal (exit 3): the open transaction rolls back, so
+ * nothing is half-done, and a re-run completes the work. */
+#ifndef SMR_DB_H
+#define SMR_DB_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#define SMR_SCHEMA_VERSION 1
+
+extern const char *const smr_schema_v1;
+
+/* Open PATH (created mode 0600), WAL, busy timeout, schema created or
+ * migrated. Exits 3 on failure. */
+sqlite3 *db_open(const char *path);
+void db_close(sqlite3 *db);
+const char *db_path(void);
+
+_Noreturn void db_fail(sqlite3 *db, const char *what);
+
+void db_exec(sqlite3 *db, const char *sql);
+sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);
+/* Step a statement that returns no row, then reset it. */
+void db_run(sqlite3 *db, sqlite3_stmt *st);
+/* Step once: 1 for a row, 0 for done. */
+int db_row(sqlite3 *db, sqlite3_stmt *st);
+
+/* BEGIN IMMEDIATE (waits on the busy timeout), COMMIT, ROLLBACK. */
+void db_begin(sqlite3 *db);
+void db_commit(sqlite3 *db);
+void db_rollback(sqlite3 *db);
+
+/* Bind helpers: NULL text binds SQL NULL; has==0 binds NULL. */
+void db_bind_text(sqlite3 *db, sqlite3_stmt *st, int i, const char *s);
+void db_bind_int(sqlite3 *db, sqlite3_stmt *st, int i, int64_t v);
+void db_bind_opt_int(sqlite3 *db, sqlite3_stmt *st, int i, int has, int64_t v);
+
+/* meta table: small named values (watermarks). */
+int64_t db_meta_get(sqlite3 *db, const char *key, int64_t dflt);
+void db_meta_set(sqlite3 *db, const char *key, int64_t v);
+
+#endif

@@ -1,0 +1,42 @@
+/* An input record, checked against the input-record contract. */
+#ifndef SMR_EVENT_H
+#define SMR_EVENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "rules.h"
+
+#define EVENT_MAX_IDS 16
+#define EVENT_ID_MAX 256
+#define EVENT_VALUE_MAX 256
+
+struct ident {
+	const struct idkind *kind;
+	const char *value;              /* points into the record or valbuf */
+	char valbuf[40];                /* numbers and normalised phones */
+};
+
+struct event {
+	const char *id;
+	char idbuf[24];
+	const char *type;
+	int64_t ts;
+	struct ident ids[EVENT_MAX_IDS];
+	int nids;
+	const char *item, *channel, *text, *group_id, *staff;
+	int has_amount, has_expires;
+	int64_t amount, expires;        /* fen; Unix seconds */
+	json_t *props;                  /* owned; NULL when empty */
+};
+
+/* Check OBJ and fill EV (which borrows strings from OBJ: keep OBJ alive).
+ * Returns 0, or -1 with the reason in err. */
+int event_from_json(json_t *obj, const struct rules *r, struct event *ev,
+                    char *err, size_t errlen);
+void event_clear(struct event *ev);
+
+/* Whether TYPE is one of the documented behaviour types. */
+int event_type_known(const char *type);
+
+#endif

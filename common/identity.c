@@ -1,0 +1,265 @@
+#include "identity.h"
+#include "db.h"
+#include "err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct idres {
+	sqlite3 *db;
+	const struct rules *rules;
+	sqlite3_stmt *lookup, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
+	struct idres_stats stats;
+};
+
+struct idres *idres_open(sqlite3 *db, const struct rules *r)
+{
+	struct idres *ir = xcalloc(1, sizeof *ir);
+	ir->db = db;
+	ir->rules = r;
+	ir->lookup = db_prepare(db, "SELECT pid FROM identity WHERE kind = ?1 AND value = ?2");
+	ir->attach = db_prepare(db, "INSERT OR IGNORE INTO identity(kind, value, pid, first_seen) VALUES (?1, ?2, ?3, ?4)");
+	ir->kinds_of = db_prepare(db, "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind");
+	ir->new_person = db_prepare(db, "INSERT INTO person(created_at) VALUES (?1)");
+	ir->log_merge = db_prepare(db,
+		"INSERT INTO merge_log(at, survivor, merged, event_id, kind, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	ir->log_conflict = db_prepare(db,
+		"INSERT INTO conflict_log(at, event_id, pid, kind, value, other_pid, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	return ir;
+}
+
+void idres_close(struct idres *ir)
+{
+	if (!ir)
+		return;
+	sqlite3_finalize(ir->lookup);
+	sqlite3_finalize(ir->attach);
+	sqlite3_finalize(ir->kinds_of);
+	sqlite3_finalize(ir->new_person);
+	sqlite3_finalize(ir->log_merge);
+	sqlite3_finalize(ir->log_conflict);
+	free(ir);
+}
+
+const struct idres_stats *idres_stats(const struct idres *ir) { return &ir->stats; }
+
+static int64_t lookup(struct idres *ir, const struct ident *id)
+{
+	db_bind_text(ir->db, ir->lookup, 1, id->kind->name);
+	db_bind_text(ir->db, ir->lookup, 2, id->value);
+	int64_t pid = db_row(ir->db, ir->lookup) ? sqlite3_column_int64(ir->lookup, 0) : 0;
+	sqlite3_reset(ir->lookup);
+	return pid;
+}
+
+static void attach(struct idres *ir, const struct ident *id, int64_t pid, int64_t ts)
+{
+	db_bind_text(ir->db, ir->attach, 1, id->kind->name);
+	db_bind_text(ir->db, ir->attach, 2, id->value);
+	db_bind_int(ir->db, ir->attach, 3, pid);
+	db_bind_int(ir->db, ir->attach, 4, ts);
+	db_run(ir->db, ir->attach);
+}
+
+static int64_t new_person(struct idres *ir, int64_t now)
+{
+	db_bind_int(ir->db, ir->new_person, 1, now);
+	db_run(ir->db, ir->new_person);
+	ir->stats.new_persons++;
+	return sqlite3_last_insert_rowid(ir->db);
+}
+
+static void log_conflict(struct idres *ir, const struct event *ev, int64_t pid, const struct ident *id,
+                         int64_t other, const char *reason, int64_t now)
+{
+	sqlite3_stmt *st = ir->log_conflict;
+	db_bind_int(ir->db, st, 1, now);
+	db_bind_text(ir->db, st, 2, ev->id);
+	db_bind_int(ir->db, st, 3, pid);
+	db_bind_text(ir->db, st, 4, id->kind->name);
+	db_bind_text(ir->db, st, 5, id->value);
+	db_bind_opt_int(ir->db, st, 6, other != 0, other);
+	db_bind_text(ir->db, st, 7, reason);
+	db_run(ir->db, st);
+}
+
+/* Per-kind identifier counts, indexed like rules->kinds. */
+static void add_counts_of(struct idres *ir, int64_t pid, int *counts)
+{
+	db_bind_int(ir->db, ir->kinds_of, 1, pid);
+	while (db_row(ir->db, ir->kinds_of)) {
+		const char *kind = (const char *)sqlite3_column_text(ir->kinds_of, 0);
+		const struct idkind *k = rules_idkind(ir->rules, kind ? kind : "");
+		if (k)
+			counts[k - ir->rules->kinds] += sqlite3_column_int(ir->kinds_of, 1);
+	}
+	sqlite3_reset(ir->kinds_of);
+}
+
+static int within_limits(const struct rules *r, const int *counts)
+{
+	for (size_t k = 0; k < r->nkinds; k++)
+		if (r->kinds[k].max > 0 && counts[k] > r->kinds[k].max)
+			return 0;
+	return 1;
+}
+
+static int kind_index(const struct rules *r, const struct ident *id)
+{
+	return (int)(id->kind - r->kinds);
+}
+
+/* The identifier that decides a conflict: lowest priority number, a known
+ * identifier before a new one, then the event's order. */
+static int decisive_ident(const struct event *ev, const int64_t *pids)
+{
+	int best = 0;
+	for (int i = 1; i < ev->nids; i++) {
+		int pb = ev->ids[best].kind->priority, pi = ev->ids[i].kind->priority;
+		if (pi < pb || (pi == pb && pids[i] && !pids[best]))
+			best = i;
+	}
+	return best;
+}
+
+static void log_merge(struct idres *ir, const struct event *ev, int64_t to, int64_t from, int64_t now)
+{
+	sqlite3_stmt *st = ir->log_merge;
+	const struct ident *via = NULL;
+	for (int i = 0; i < ev->nids && !via; i++)
+		if (lookup(ir, &ev->ids[i]) == from)
+			via = &ev->ids[i];
+	db_bind_int(ir->db, st, 1, now);
+	db_bind_int(ir->db, st, 2, to);
+	db_bind_int(ir->db, st, 3, from);
+	db_bind_text(ir->db, st, 4, ev->id);
+	db_bind_text(ir->db, st, 5, via ? via->kind->name : NULL);
+	db_bind_text(ir->db, st, 6, via ? via->value : NULL);
+	db_run(ir->db, st);
+}
+
+static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int64_t *pids,
+                             const int64_t *found, int nfound, int64_t batch_start, int64_t now)
+{
+	int64_t pid = found[0];
+	for (int i = 1; i < nfound; i++) {
+		log_merge(ir, ev, pid, found[i], now);
+		person_merge(ir->db, pid, found[i], batch_start);
+		ir->stats.merges++;
+	}
+	for (int i = 0; i < ev->nids; i++)
+		if (!pids[i])
+			attach(ir, &ev->ids[i], pid, ev->ts);
+	return pid;
+}
+
+static int64_t resolve_conflict(struct idres *ir, const struct event *ev, const int64_t *pids, int64_t now)
+{
+	const struct rules *r = ir->rules;
+	int d = decisive_ident(ev, pids);
+	int64_t pid = pids[d];
+	if (!pid) {
+		pid = new_person(ir, now);
+		attach(ir, &ev->ids[d], pid, ev->ts);
+	}
+	int *counts = xcalloc(r->nkinds, sizeof *counts);
+	add_counts_of(ir, pid, counts);
+	for (int i = 0; i < ev->nids; i++) {
+		const struct ident *id = &ev->ids[i];
+		if (i == d || pids[i] == pid)
+			continue;
+		int k = kind_index(r, id);
+		if (pids[i]) {
+			log_conflict(ir, ev, pid, id, pids[i], "held by another person; merge would exceed a limit", now);
+		} else if (id->kind->max > 0 && counts[k] >= id->kind->max) {
+			log_conflict(ir, ev, pid, id, 0, "not attached: person already has the most of this kind", now);
+		} else {
+			attach(ir, id, pid, ev->ts);
+			counts[k]++;
+		}
+	}
+	free(counts);
+	ir->stats.conflicts++;
+	return pid;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
+{
+	const struct rules *r = ir->rules;
+	int64_t pids[EVENT_MAX_IDS], found[EVENT_MAX_IDS];
+	int nfound = 0, nnew = 0;
+	for (int i = 0; i < ev->nids; i++) {
+		pids[i] = lookup(ir, &ev->ids[i]);
+		if (!pids[i])
+			nnew++;
+		int seen = 0;
+		for (int j = 0; j < nfound; j++)
+			seen |= found[j] == pids[i];
+		if (pids[i] && !seen)
+			found[nfound++] = pids[i];
+	}
+	if (nfound == 1 && nnew == 0)
+		return found[0]; /* the common case: a known person, nothing new */
+	qsort(found, (size_t)nfound, sizeof *found, cmp_pid);
+
+	int *counts = xcalloc(r->nkinds, sizeof *counts);
+	for (int j = 0; j < nfound; j++)
+		add_counts_of(ir, found[j], counts);
+	for (int i = 0; i < ev->nids; i++)
+		if (!pids[i])
+			counts[kind_index(r, &ev->ids[i])]++;
+	int ok = within_limits(r, counts);
+	free(counts);
+
+	if (ok && nfound == 0) {
+		int64_t pid = new_person(ir, now);
+		for (int i = 0; i < ev->nids; i++)
+			attach(ir, &ev->ids[i], pid, ev->ts);
+		return pid;
+	}
+	if (ok)
+		return resolve_merge(ir, ev, pids, found, nfound, batch_start, now);
+	return resolve_conflict(ir, ev, pids, now);
+}
+
+/* Facts recomputed from the person's events up to UPTO (the batch being
+ * ingested adds its own at commit). */
+static const char *const merge_sql[] = {
+	"UPDATE event SET pid = ?1 WHERE pid = ?2",
+	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
+	"INSERT INTO tag(pid, tag, since, source) SELECT ?1, tag, since, source FROM tag WHERE pid = ?2 "
+	"ON CONFLICT(pid, tag) DO UPDATE SET since = min(since, excluded.since)",
+	"DELETE FROM tag WHERE pid = ?2",
+	"UPDATE tag_log SET pid = ?1 WHERE pid = ?2",
+	"UPDATE person SET attrs = json_patch((SELECT attrs FROM person WHERE pid = ?2), attrs), "
+	"created_at = min(created_at, (SELECT created_at FROM person WHERE pid = ?2)) WHERE pid = ?1",
+	"DELETE FROM person_type WHERE pid IN (?1, ?2)",
+	"INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
+	"SELECT ?1, type, count(*), min(ts), max(ts) FROM event WHERE pid = ?1 AND eid <= ?3 GROUP BY type",
+	"UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
+	"(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "
+	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
+	"min(CASE WHEN type = 'order' THEN ts END), max(CASE WHEN type = 'order' THEN ts END), min(ts), max(ts) "
+	"FROM event WHERE pid = ?1 AND eid <= ?3) WHERE pid = ?1",
+	"DELETE FROM person WHERE pid = ?2",
+};
+
+void person_merge(sqlite3 *db, int64_t to, int64_t from, int64_t upto)
+{
+	for (size_t i = 0; i < sizeof merge_sql / sizeof merge_sql[0]; i++) {
+		sqlite3_stmt *st = db_prepare(db, merge_sql[i]);
+		int n = sqlite3_bind_parameter_count(st);
+		db_bind_int(db, st, 1, to);
+		db_bind_int(db, st, 2, from);
+		if (n >= 3)
+			db_bind_int(db, st, 3, upto);
+		db_run(db, st);
+		sqlite3_finalize(st);
+	}
+}

@@ -1,0 +1,37 @@
+/* Identity resolution: one person per human across identifier kinds.
+ *
+ * Each event's identifiers are looked up. None known: a new person.
+ * Known ones of one or more persons: if the union of those persons and the
+ * new identifiers keeps every kind within its limit, the persons merge into
+ * the lowest pid and the new identifiers attach. Otherwise nothing merges:
+ * the event goes to the person of its highest-priority identifier (a new
+ * person if that identifier is new), new identifiers attach to that person
+ * only where its limits allow, and each identifier left out is logged in
+ * conflict_log. */
+#ifndef SMR_IDENTITY_H
+#define SMR_IDENTITY_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "rules.h"
+
+struct idres;
+
+struct idres *idres_open(sqlite3 *db, const struct rules *r);
+void idres_close(struct idres *ir);
+
+/* The person EV belongs to, creating, attaching and merging as above.
+ * Events with eid > BATCH_START are this batch's, whose facts the caller
+ * adds at commit; merges recompute facts from the events before it. */
+int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now);
+
+struct idres_stats { long new_persons, merges, conflicts; };
+const struct idres_stats *idres_stats(const struct idres *ir);
+
+/* Move everything of person FROM to person TO and delete FROM (also used by
+ * manual merges); facts are recomputed from events with eid <= UPTO. */
+void person_merge(sqlite3 *db, int64_t to, int64_t from, int64_t upto);
+
+#endif

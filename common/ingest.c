@@ -1,0 +1,162 @@
+#include "ingest.h"
+#include "db.h"
+#include "err.h"
+#include "identity.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ingest {
+	sqlite3 *db;
+	struct idres *ir;
+	int64_t now;
+	int batch, in_batch;
+	int64_t batch_start;        /* max eid before this batch */
+	long inserted, duplicates;
+	sqlite3_stmt *seen, *insert, *attrs, *max_eid, *flush_types, *flush_persons;
+};
+
+struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch)
+{
+	struct ingest *in = xcalloc(1, sizeof *in);
+	in->db = db;
+	in->now = now;
+	in->batch = batch > 0 ? batch : INGEST_BATCH;
+	in->ir = idres_open(db, r);
+	in->seen = db_prepare(db, "SELECT 1 FROM event WHERE id = ?1");
+	in->insert = db_prepare(db,
+		"INSERT INTO event(id, pid, type, ts, item, amount, channel, text, expires, group_id, staff, props, ingested_at) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+	in->attrs = db_prepare(db, "UPDATE person SET attrs = json_patch(attrs, ?2) WHERE pid = ?1");
+	in->max_eid = db_prepare(db, "SELECT coalesce(max(eid), 0) FROM event");
+	in->flush_types = db_prepare(db,
+		"INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
+		"SELECT pid, type, count(*), min(ts), max(ts) FROM event WHERE eid > ?1 GROUP BY pid, type "
+		"ON CONFLICT(pid, type) DO UPDATE SET n = n + excluded.n, "
+		"first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)");
+	in->flush_persons = db_prepare(db,
+		"UPDATE person SET events = events + a.d_n, orders = orders + a.d_orders, spend = spend + a.d_spend, "
+		"refunds = refunds + a.d_refunds, refunded = refunded + a.d_refunded, "
+		"first_order_at = coalesce(min(first_order_at, a.d_fo), first_order_at, a.d_fo), "
+		"last_order_at = coalesce(max(last_order_at, a.d_lo), last_order_at, a.d_lo), "
+		"first_seen = coalesce(min(first_seen, a.d_fs), a.d_fs), last_seen = coalesce(max(last_seen, a.d_ls), a.d_ls), "
+		"rev = a.d_rev "
+		"FROM (SELECT pid AS d_pid, count(*) AS d_n, coalesce(sum(type = 'order'), 0) AS d_orders, "
+		"coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0) AS d_spend, "
+		"coalesce(sum(type = 'refund'), 0) AS d_refunds, "
+		"coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0) AS d_refunded, "
+		"min(CASE WHEN type = 'order' THEN ts END) AS d_fo, max(CASE WHEN type = 'order' THEN ts END) AS d_lo, "
+		"min(ts) AS d_fs, max(ts) AS d_ls, max(eid) AS d_rev FROM event WHERE eid > ?1 GROUP BY pid) AS a "
+		"WHERE person.pid = a.d_pid");
+	return in;
+}
+
+static void begin_batch(struct ingest *in)
+{
+	db_begin(in->db);
+	in->batch_start = db_row(in->db, in->max_eid) ? sqlite3_column_int64(in->max_eid, 0) : 0;
+	sqlite3_reset(in->max_eid);
+	in->in_batch = 0;
+}
+
+void ingest_commit(struct ingest *in)
+{
+	if (sqlite3_get_autocommit(in->db))
+		return; /* no batch in flight */
+	db_bind_int(in->db, in->flush_types, 1, in->batch_start);
+	db_run(in->db, in->flush_types);
+	db_bind_int(in->db, in->flush_persons, 1, in->batch_start);
+	db_run(in->db, in->flush_persons);
+	db_commit(in->db);
+	in->in_batch = 0;
+}
+
+static int seen_before(struct ingest *in, const char *id)
+{
+	db_bind_text(in->db, in->seen, 1, id);
+	int seen = db_row(in->db, in->seen);
+	sqlite3_reset(in->seen);
+	return seen;
+}
+
+/* Profile attributes (and the owning staff member from profile and
+ * friend_add) are merged into person.attrs. */
+static void update_attrs(struct ingest *in, const struct event *ev, int64_t pid)
+{
+	int profile = strcmp(ev->type, "profile") == 0;
+	int owner = ev->staff && (profile || strcmp(ev->type, "friend_add") == 0);
+	if (!(profile && ev->props) && !owner)
+		return;
+	json_t *patch = profile && ev->props ? json_deep_copy(ev->props) : json_object();
+	if (!patch)
+		smr_die(SMR_FATAL, "out of memory");
+	if (owner)
+		json_object_set_new(patch, "staff", json_string(ev->staff));
+	char *text = json_dumps(patch, JSON_COMPACT);
+	json_decref(patch);
+	if (!text)
+		smr_die(SMR_FATAL, "out of memory");
+	db_bind_int(in->db, in->attrs, 1, pid);
+	db_bind_text(in->db, in->attrs, 2, text);
+	db_run(in->db, in->attrs);
+	free(text);
+}
+
+static void insert_event(struct ingest *in, const struct event *ev, int64_t pid)
+{
+	sqlite3_stmt *st = in->insert;
+	char *props = ev->props ? json_dumps(ev->props, JSON_COMPACT) : NULL;
+	db_bind_text(in->db, st, 1, ev->id);
+	db_bind_int(in->db, st, 2, pid);
+	db_bind_text(in->db, st, 3, ev->type);
+	db_bind_int(in->db, st, 4, ev->ts);
+	db_bind_text(in->db, st, 5, ev->item);
+	db_bind_opt_int(in->db, st, 6, ev->has_amount, ev->amount);
+	db_bind_text(in->db, st, 7, ev->channel);
+	db_bind_text(in->db, st, 8, ev->text);
+	db_bind_opt_int(in->db, st, 9, ev->has_expires, ev->expires);
+	db_bind_text(in->db, st, 10, ev->group_id);
+	db_bind_text(in->db, st, 11, ev->staff);
+	db_bind_text(in->db, st, 12, props);
+	db_bind_int(in->db, st, 13, in->now);
+	db_run(in->db, st);
+	free(props);
+}
+
+int ingest_event(struct ingest *in, const struct event *ev)
+{
+	if (sqlite3_get_autocommit(in->db))
+		begin_batch(in);
+	int inserted = 0;
+	if (seen_before(in, ev->id)) {
+		in->duplicates++;
+	} else {
+		int64_t pid = idres_resolve(in->ir, ev, in->batch_start, in->now);
+		insert_event(in, ev, pid);
+		update_attrs(in, ev, pid);
+		in->inserted++;
+		inserted = 1;
+	}
+	if (++in->in_batch >= in->batch)
+		ingest_commit(in);
+	return inserted;
+}
+
+void ingest_close(struct ingest *in, struct ingest_stats *stats)
+{
+	ingest_commit(in);
+	const struct idres_stats *is = idres_stats(in->ir);
+	stats->inserted = in->inserted;
+	stats->duplicates = in->duplicates;
+	stats->new_persons = is->new_persons;
+	stats->merges = is->merges;
+	stats->conflicts = is->conflicts;
+	idres_close(in->ir);
+	sqlite3_finalize(in->seen);
+	sqlite3_finalize(in->insert);
+	sqlite3_finalize(in->attrs);
+	sqlite3_finalize(in->max_eid);
+	sqlite3_finalize(in->flush_types);
+	sqlite3_finalize(in->flush_persons);
+	free(in);
+}

@@ -1,0 +1,28 @@
+/* Storing checked events: dedup by source id, identity resolution, and the
+ * per-person facts later tools read, in batches that commit atomically. */
+#ifndef SMR_INGEST_H
+#define SMR_INGEST_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "rules.h"
+
+#define INGEST_BATCH 5000
+
+struct ingest_stats {
+	long read, inserted, duplicates, rejected, new_persons, merges, conflicts;
+};
+
+struct ingest;
+
+struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch);
+/* Store EV; returns 1 when inserted, 0 when its id was seen before. */
+int ingest_event(struct ingest *in, const struct event *ev);
+/* Commit the batch in flight (also done every `batch` events). */
+void ingest_commit(struct ingest *in);
+/* Commit and free; fills stats (read and rejected are the caller's). */
+void ingest_close(struct ingest *in, struct ingest_stats *stats);
+
+#endif

@@ -1,0 +1,301 @@
+#include "rules.h"
+#include "err.h"
+#include "tstamp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_RULES "smr.rules"
+#define DEFAULT_TIMEZONE "Asia/Shanghai"
+
+/* Built-in identifier kinds: priority (lower wins) and the most values one
+ * person may hold (0 = any number). */
+static const struct idkind builtin_kinds[] = {
+	{"unionid", 1, 1},
+	{"member_id", 2, 1},
+	{"external_userid", 3, 1},
+	{"phone", 4, 1},
+	{"openid", 5, 0},
+	{"cookie_id", 6, 5},
+	{"anon_id", 7, 5},
+};
+
+void rules_error(const char *file, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: %s:%d:%d: ", smr_progname, file, line, col);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+const struct idkind *rules_idkind(const struct rules *r, const char *name)
+{
+	for (size_t i = 0; i < r->nkinds; i++)
+		if (strcmp(r->kinds[i].name, name) == 0)
+			return &r->kinds[i];
+	return NULL;
+}
+
+static struct rules *rules_new(const char *file)
+{
+	struct rules *r = xcalloc(1, sizeof *r);
+	r->file = xstrdup(file);
+	r->timezone = xstrdup(DEFAULT_TIMEZONE);
+	r->nkinds = sizeof builtin_kinds / sizeof builtin_kinds[0];
+	r->kinds = xmalloc(r->nkinds * sizeof *r->kinds);
+	memcpy(r->kinds, builtin_kinds, sizeof builtin_kinds);
+	return r;
+}
+
+void rules_free(struct rules *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nstmts; i++) {
+		free(r->stmts[i].keyword);
+		free(r->stmts[i].text);
+	}
+	free(r->stmts);
+	free(r->kinds);
+	free(r->timezone);
+	free(r->file);
+	free(r);
+}
+
+/* A line split into whitespace-separated words, with each word's column. */
+struct words {
+	char *buf;
+	char *w[64];
+	int col[64];
+	int n;
+};
+
+static void split_words(const char *line, struct words *ws)
+{
+	ws->buf = xstrdup(line);
+	ws->n = 0;
+	char *p = ws->buf;
+	while (*p && ws->n < 64) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		ws->col[ws->n] = (int)(p - ws->buf) + 1;
+		ws->w[ws->n++] = p;
+		while (*p && !isspace((unsigned char)*p))
+			p++;
+		if (*p)
+			*p++ = '\0';
+	}
+}
+
+static int parse_small_int(const char *s, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 0 || v > 1000000)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int valid_name(const char *s)
+{
+	if (!*s || strlen(s) >= IDKIND_NAME_MAX || !(islower((unsigned char)*s) || *s == '_'))
+		return 0;
+	for (; *s; s++)
+		if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
+}
+
+/* identity KIND [priority N] [max N] */
+static int parse_identity(struct rules *r, struct words *ws, int line)
+{
+	if (ws->n < 2) {
+		rules_error(r->file, line, ws->col[0], "identity needs a kind name");
+		return -1;
+	}
+	const char *name = ws->w[1];
+	if (!valid_name(name)) {
+		rules_error(r->file, line, ws->col[1], "invalid identifier kind \"%s\"", name);
+		return -1;
+	}
+	struct idkind *k = (struct idkind *)rules_idkind(r, name);
+	if (!k) {
+		r->kinds = xrealloc(r->kinds, (r->nkinds + 1) * sizeof *r->kinds);
+		k = &r->kinds[r->nkinds++];
+		memset(k, 0, sizeof *k);
+		snprintf(k->name, sizeof k->name, "%s", name);
+		k->priority = 100;
+		k->max = 0;
+	}
+	for (int i = 2; i < ws->n; i += 2) {
+		int *field = strcmp(ws->w[i], "priority") == 0 ? &k->priority
+		           : strcmp(ws->w[i], "max") == 0 ? &k->max : NULL;
+		if (!field) {
+			rules_error(r->file, line, ws->col[i], "expected \"priority\" or \"max\", got \"%s\"", ws->w[i]);
+			return -1;
+		}
+		if (i + 1 >= ws->n || parse_small_int(ws->w[i + 1], field) != 0) {
+			rules_error(r->file, line, i + 1 < ws->n ? ws->col[i + 1] : ws->col[i],
+			            "%s needs a non-negative integer", ws->w[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_timezone(struct rules *r, struct words *ws, int line)
+{
+	char err[256];
+	if (ws->n != 2) {
+		rules_error(r->file, line, ws->col[0], "timezone needs one zone name, e.g. Asia/Shanghai");
+		return -1;
+	}
+	if (tz_set(ws->w[1], err, sizeof err) != 0) {
+		rules_error(r->file, line, ws->col[1], "%s", err);
+		return -1;
+	}
+	free(r->timezone);
+	r->timezone = xstrdup(ws->w[1]);
+	return 0;
+}
+
+static void keep_stmt(struct rules *r, const char *keyword, const char *text, int line)
+{
+	r->stmts = xrealloc(r->stmts, (r->nstmts + 1) * sizeof *r->stmts);
+	struct rule_stmt *s = &r->stmts[r->nstmts++];
+	s->keyword = xstrdup(keyword);
+	s->text = xstrdup(text);
+	s->line = line;
+}
+
+/* Cut a trailing "# comment" that is outside quotes. */
+static void strip_comment(char *line)
+{
+	char quote = 0;
+	for (char *p = line; *p; p++) {
+		if (quote) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == quote)
+				quote = 0;
+		} else if (*p == '"' || *p == '\'') {
+			quote = *p;
+		} else if (*p == '#') {
+			*p = '\0';
+			break;
+		}
+	}
+	size_t n = strlen(line);
+	while (n > 0 && isspace((unsigned char)line[n - 1]))
+		line[--n] = '\0';
+}
+
+static const char *const line_keywords[] = {"tag", "ladder", "segment", "content", "tier", "stage", "rfm", NULL};
+static const char *const block_keywords[] = {"sop", "policy", NULL};
+
+static int in_list(const char *const *list, const char *w)
+{
+	for (; *list; list++)
+		if (strcmp(*list, w) == 0)
+			return 1;
+	return 0;
+}
+
+static int parse_stream(struct rules *r, FILE *f)
+{
+	char *line = NULL, *block = NULL;
+	size_t cap = 0, blen = 0;
+	int lineno = 0, errors = 0, block_line = 0;
+	char block_kw[16] = "";
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		strip_comment(line);
+		struct words ws;
+		split_words(line, &ws);
+		if (ws.n == 0) {
+			free(ws.buf);
+			continue;
+		}
+		const char *kw = ws.w[0];
+		if (block) {
+			size_t n = strlen(line);
+			block = xrealloc(block, blen + n + 2);
+			memcpy(block + blen, line, n);
+			blen += n;
+			block[blen++] = '\n';
+			block[blen] = '\0';
+			if (strcmp(kw, "end") == 0 && ws.n == 1) {
+				keep_stmt(r, block_kw, block, block_line);
+				free(block);
+				block = NULL;
+			}
+		} else if (strcmp(kw, "timezone") == 0) {
+			errors += parse_timezone(r, &ws, lineno) != 0;
+		} else if (strcmp(kw, "identity") == 0) {
+			errors += parse_identity(r, &ws, lineno) != 0;
+		} else if (in_list(line_keywords, kw)) {
+			keep_stmt(r, kw, line, lineno);
+		} else if (in_list(block_keywords, kw)) {
+			snprintf(block_kw, sizeof block_kw, "%s", kw);
+			block_line = lineno;
+			blen = strlen(line);
+			block = xmalloc(blen + 2);
+			memcpy(block, line, blen);
+			block[blen++] = '\n';
+			block[blen] = '\0';
+		} else {
+			rules_error(r->file, lineno, ws.col[0], "unknown keyword \"%s\"", kw);
+			errors++;
+		}
+		free(ws.buf);
+	}
+	if (ferror(f)) {
+		smr_warnx(r->file, 0, "read error: %s", strerror(errno));
+		errors++;
+	}
+	if (block) {
+		rules_error(r->file, block_line, 1, "\"%s\" block has no \"end\"", block_kw);
+		free(block);
+		errors++;
+	}
+	free(line);
+	return errors ? -1 : 0;
+}
+
+struct rules *rules_load(const char *path, int required)
+{
+	char err[256];
+	const char *file = path ? path : DEFAULT_RULES;
+	FILE *f = fopen(file, "r");
+	if (!f && (required || errno != ENOENT)) {
+		smr_warnx(file, 0, "cannot read rules: %s", strerror(errno));
+		return NULL;
+	}
+	struct rules *r = rules_new(file);
+	if (tz_set(r->timezone, err, sizeof err) != 0) {
+		smr_warnx(file, 0, "%s", err);
+		rules_free(r);
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	if (!f)
+		return r; /* no rules file: built-in defaults */
+	int rc = parse_stream(r, f);
+	fclose(f);
+	if (rc != 0) {
+		rules_free(r);
+		return NULL;
+	}
+	return r;
+}

@@ -1,0 +1,37 @@
+/* Time: ISO 8601 and epoch parsing, durations, the configured local zone.
+ * All stored times are integer Unix seconds, UTC. */
+#ifndef SMR_TSTAMP_H
+#define SMR_TSTAMP_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+
+/* Make ZONE (an IANA name such as "Asia/Shanghai", or "UTC") the local zone
+ * for every conversion below. Returns 0, or -1 with a reason in err. */
+int tz_set(const char *zone, char *err, size_t errlen);
+const char *tz_name(void);
+
+/* Parse "2026-11-20T20:15:00+08:00", "...Z", "2026-11-20 20:15", "2026-11-20"
+ * (times without an offset are local), or epoch seconds "1763640900".
+ * Returns 0, or -1 with a reason in err. */
+int time_parse(const char *s, int64_t *out, char *err, size_t errlen);
+
+/* Parse a duration: a positive integer followed by s, m, h, d or w
+ * ("30m", "7d"); several may follow each other ("1d12h"). */
+int duration_parse(const char *s, int64_t *secs);
+
+/* Days since 1970-01-01 of a proleptic Gregorian civil date. */
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
+int days_in_month(int y, int m);
+
+/* Local wall time (in the configured zone) to UTC seconds. Times in a DST
+ * gap move forward; ambiguous times take the first occurrence. */
+int64_t local_to_utc(int y, int mon, int day, int h, int min, int s);
+/* UTC seconds to local broken-down time. */
+void utc_to_local(int64_t t, struct tm *out);
+
+/* Format as local ISO 8601 with offset, "2026-11-20T20:15:00+08:00". */
+void time_format(int64_t t, char *buf, size_t len);
+
+#endif

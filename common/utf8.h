@@ -1,0 +1,9 @@
+#ifndef SMR_UTF8_H
+#define SMR_UTF8_H
+
+#include <stddef.h>
+
+/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
+int utf8_valid(const char *s, size_t n);
+
+#endif
