@@ -1,0 +1,165 @@
+/* smr-tag: keep rule tags current; manual and batch tags; check rules. */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/facts.h"
+#include "../common/opts.h"
+#include "../common/person.h"
+#include "../common/regex.h"
+#include "../common/rules.h"
+#include "../common/source.h"
+#include "../common/tagger.h"
+#include "../common/tagrules.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"smr-tag [--db PATH] [--rules PATH] [--now TIME] [--full] [--check] [--set | --unset]";
+
+enum { OPT_FULL = 1, OPT_CHECK, OPT_SET, OPT_UNSET, OPT_STATS };
+
+struct args {
+	struct smr_opts o;
+	int full, check, set, unset, stats;
+};
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SMR_COMMON_OPTIONS,
+		{"full", no_argument, NULL, OPT_FULL},
+		{"check", no_argument, NULL, OPT_CHECK},
+		{"set", no_argument, NULL, OPT_SET},
+		{"unset", no_argument, NULL, OPT_UNSET},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (opts_common(c, optarg, &a->o, usage))
+			continue;
+		switch (c) {
+		case OPT_FULL: a->full = 1; break;
+		case OPT_CHECK: a->check = 1; break;
+		case OPT_SET: a->set = 1; break;
+		case OPT_UNSET: a->unset = 1; break;
+		case OPT_STATS: a->stats = 1; break;
+		default: opts_usage_error(usage, "unknown option");
+		}
+	}
+	if (optind < argc)
+		opts_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
+	if (a->set + a->unset + a->check > 1)
+		opts_usage_error(usage, "--set, --unset and --check exclude each other");
+	opts_defaults(&a->o);
+}
+
+/* Manual changes, printed once committed: what was printed has happened. */
+struct pending {
+	int64_t pid;
+	char *tag, *detail;
+};
+
+static void print_pending(struct person_lookup *pl, struct pending *p, size_t *n, int add, int64_t now)
+{
+	for (size_t i = 0; i < *n; i++) {
+		tag_print_change(pl, stdout, p[i].pid, p[i].tag, add, now, "manual", p[i].detail);
+		free(p[i].tag);
+		free(p[i].detail);
+	}
+	*n = 0;
+	if (fflush(stdout) != 0)
+		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+}
+
+/* --set / --unset: one record per line on stdin naming a person and a tag. */
+static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
+{
+	enum { BATCH = 1000 };
+	char err[256];
+	struct source *src = source_open("-", FORMAT_NDJSON, NULL, err, sizeof err);
+	if (!src)
+		smr_die(SMR_FATAL, "<stdin>: %s", err);
+	struct person_lookup *pl = person_lookup_open(db, r);
+	struct pending *pend = xcalloc(BATCH, sizeof *pend);
+	size_t npend = 0;
+	struct record rec;
+	long rejected = 0;
+	int rc;
+	db_begin(db);
+	while ((rc = source_next(src, &rec)) == 1) {
+		const char *why = rec.err;
+		json_t *t = rec.obj ? json_object_get(rec.obj, "tag") : NULL;
+		int64_t pid = 0;
+		if (rec.obj && (!json_is_string(t) || !tag_name_valid(json_string_value(t)))) {
+			why = "field \"tag\" must be a tag name (letters, digits, _)";
+		} else if (rec.obj) {
+			pid = person_find(pl, rec.obj, err, sizeof err);
+			why = pid < 0 ? err : pid == 0 ? "no such person" : NULL;
+		}
+		if (why) {
+			smr_warnx(source_name(src), rec.line, "%s", why);
+			rejected++;
+		} else {
+			char *detail = xasprintf("%s:%ld", source_name(src), rec.line);
+			if (tag_apply_manual(db, pl, pid, json_string_value(t), add, "manual", detail, now, NULL))
+				pend[npend++] = (struct pending){pid, xstrdup(json_string_value(t)), detail};
+			else
+				free(detail);
+			if (npend == BATCH) {
+				db_commit(db);
+				print_pending(pl, pend, &npend, add, now);
+				db_begin(db);
+			}
+		}
+		record_clear(&rec);
+	}
+	if (rc < 0)
+		smr_die(SMR_FATAL, "<stdin>: %s", rec.err);
+	db_commit(db);
+	print_pending(pl, pend, &npend, add, now);
+	free(pend);
+	person_lookup_close(pl);
+	source_close(src);
+	return rejected ? SMR_PARTIAL : SMR_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	smr_progname = "smr-tag";
+	parse_args(&a, argc, argv);
+	struct rules *r = rules_load(a.o.rules, 1);
+	if (!r)
+		return SMR_USAGE;
+	struct tagrules *tr = tagrules_parse(r);
+	if (!tr)
+		return SMR_USAGE;
+	opts_resolve_now(&a.o);
+	sqlite3 *db = db_open(a.check ? ":memory:" : a.o.db);
+	struct facts *f = facts_open(db, a.o.now);
+	int status = SMR_OK;
+	if (tagrules_compile(tr, db) != 0) {
+		status = SMR_USAGE;
+	} else if (a.check) {
+		status = SMR_OK;
+	} else if (a.set || a.unset) {
+		status = manual_tags(db, r, a.set, a.o.now);
+	} else {
+		struct person_lookup *pl = person_lookup_open(db, r);
+		struct tagger_stats st;
+		tagger_run(db, r, tr, f, pl, a.o.now, a.full, stdout, &st);
+		if (a.stats)
+			fprintf(stderr, "smr-tag: evaluated %ld persons (%s), %ld tags added, %ld removed\n",
+			        st.evaluated, st.full ? "full" : "incremental", st.added, st.removed);
+		person_lookup_close(pl);
+	}
+	facts_close(f);
+	db_close(db);
+	tagrules_free(tr);
+	rules_free(r);
+	regex_cache_free();
+	return status;
+}

@@ -1,0 +1,346 @@
+#include "tagger.h"
+#include "db.h"
+#include "err.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK 2000
+
+struct change {
+	int64_t pid;
+	char *tag;
+	int add;
+	const char *detail;
+};
+
+struct run {
+	sqlite3 *db;
+	const struct tagrules *tr;
+	struct facts *facts;
+	struct person_lookup *pl;
+	int64_t now;
+	FILE *out;
+	char **details;                 /* "file:line" per tag rule */
+	sqlite3_stmt *eval, *chunk, *current, *add, *del, *log, *check;
+	struct change *changes;
+	size_t nchanges, capchanges;
+	unsigned char *want;            /* ntags per person */
+	struct tagger_stats *st;
+};
+
+void tag_print_change(struct person_lookup *pl, FILE *out, int64_t pid, const char *tag, int add,
+                      int64_t at, const char *source, const char *detail)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "pid", json_integer(pid));
+	json_object_set_new(o, "tag", json_string(tag));
+	json_object_set_new(o, "op", json_string(add ? "add" : "remove"));
+	json_object_set_new(o, "at", json_integer(at));
+	json_object_set_new(o, "source", json_string(source));
+	if (detail)
+		json_object_set_new(o, "rule", json_string(detail));
+	person_add_ids(pl, pid, o);
+	if (json_dumpf(o, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
+		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	json_decref(o);
+}
+
+static void log_change(sqlite3 *db, sqlite3_stmt *log, int64_t pid, const char *tag, int add, int64_t at,
+                       const char *source, const char *detail)
+{
+	db_bind_int(db, log, 1, pid);
+	db_bind_text(db, log, 2, tag);
+	db_bind_text(db, log, 3, add ? "add" : "remove");
+	db_bind_int(db, log, 4, at);
+	db_bind_text(db, log, 5, source);
+	db_bind_text(db, log, 6, detail);
+	db_run(db, log);
+}
+
+int tag_apply_manual(sqlite3 *db, struct person_lookup *pl, int64_t pid, const char *tag, int add,
+                     const char *source, const char *detail, int64_t now, FILE *out)
+{
+	sqlite3_stmt *st = db_prepare(db, add
+		? "INSERT INTO tag(pid, tag, since, source) VALUES (?1, ?2, ?3, ?4) "
+		  "ON CONFLICT(pid, tag) DO UPDATE SET source = excluded.source WHERE source <> excluded.source"
+		: "DELETE FROM tag WHERE pid = ?1 AND tag = ?2");
+	sqlite3_stmt *exists = db_prepare(db, "SELECT 1 FROM tag WHERE pid = ?1 AND tag = ?2");
+	db_bind_int(db, exists, 1, pid);
+	db_bind_text(db, exists, 2, tag);
+	int had = db_row(db, exists);
+	sqlite3_finalize(exists);
+	db_bind_int(db, st, 1, pid);
+	db_bind_text(db, st, 2, tag);
+	if (add) {
+		db_bind_int(db, st, 3, now);
+		db_bind_text(db, st, 4, source);
+	}
+	db_run(db, st);
+	sqlite3_finalize(st);
+	if (had == add)
+		return 0; /* already in (now owned by SOURCE), or already out */
+	sqlite3_stmt *log = db_prepare(db,
+		"INSERT INTO tag_log(pid, tag, op, at, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	log_change(db, log, pid, tag, add, now, source, detail);
+	sqlite3_finalize(log);
+	if (out)
+		tag_print_change(pl, out, pid, tag, add, now, source, detail);
+	return 1;
+}
+
+static void push_change(struct run *r, int64_t pid, const char *tag, int add, const char *detail)
+{
+	if (r->nchanges == r->capchanges) {
+		r->capchanges = r->capchanges ? r->capchanges * 2 : 256;
+		r->changes = xrealloc(r->changes, r->capchanges * sizeof *r->changes);
+	}
+	r->changes[r->nchanges++] = (struct change){pid, xstrdup(tag), add, detail};
+}
+
+/* SELECT pid, (cond1), (cond2), ... over the chunk, prepared read-only. */
+static sqlite3_stmt *prepare_eval(sqlite3 *db, const struct tagrules *tr)
+{
+	size_t len = 64;
+	for (size_t i = 0; i < tr->ntags; i++)
+		len += strlen(tr->tags[i].re.sql) + 8;
+	char *sql = xmalloc(len + 128);
+	size_t n = (size_t)sprintf(sql, "SELECT pid");
+	for (size_t i = 0; i < tr->ntags; i++)
+		n += (size_t)sprintf(sql + n, ", (%s\n)", tr->tags[i].re.sql);
+	sprintf(sql + n, " FROM facts WHERE pid IN (SELECT pid FROM temp.tag_chunk)");
+	rules_sandbox(db, 1);
+	sqlite3_stmt *st = db_prepare(db, sql);
+	rules_sandbox(db, 0);
+	free(sql);
+	return st;
+}
+
+/* Within each ladder keep only the highest rung that holds. */
+static void apply_ladders(const struct tagrules *tr, unsigned char *want)
+{
+	for (size_t l = 0; l < tr->nladders; l++) {
+		int top = -1;
+		for (size_t i = 0; i < tr->ntags; i++)
+			if (want[i] && tr->tags[i].ladder == (int)l && tr->tags[i].rung > top)
+				top = tr->tags[i].rung;
+		for (size_t i = 0; i < tr->ntags; i++)
+			if (tr->tags[i].ladder == (int)l && tr->tags[i].rung != top)
+				want[i] = 0;
+	}
+}
+
+static int rule_index(const struct tagrules *tr, const char *tag)
+{
+	for (size_t i = 0; i < tr->ntags; i++)
+		if (strcmp(tr->tags[i].name, tag) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void set_tag(struct run *r, int64_t pid, const char *tag, int add, const char *detail)
+{
+	sqlite3_stmt *st = add ? r->add : r->del;
+	db_bind_int(r->db, st, 1, pid);
+	db_bind_text(r->db, st, 2, tag);
+	if (add)
+		db_bind_int(r->db, st, 3, r->now);
+	db_run(r->db, st);
+	log_change(r->db, r->log, pid, tag, add, r->now, "rule", detail);
+	push_change(r, pid, tag, add, detail);
+	if (add)
+		r->st->added++;
+	else
+		r->st->removed++;
+}
+
+/* Bring one person's rule tags in line with WANT. Tags owned by another
+ * source (manual, segment) are never touched by rules; rule tags whose rule
+ * left the file are removed. */
+static void reconcile(struct run *r, int64_t pid, const unsigned char *want)
+{
+	const struct tagrules *tr = r->tr;
+	unsigned char *has = r->want + tr->ntags; /* 0 none, 1 by rule, 2 other */
+	char *vanished[64];
+	int nvanished = 0;
+	memset(has, 0, tr->ntags);
+	db_bind_int(r->db, r->current, 1, pid);
+	while (db_row(r->db, r->current)) {
+		const char *tag = (const char *)sqlite3_column_text(r->current, 0);
+		const char *src = (const char *)sqlite3_column_text(r->current, 1);
+		int by_rule = src && strcmp(src, "rule") == 0;
+		int i = rule_index(tr, tag);
+		if (i >= 0)
+			has[i] = by_rule ? 1 : 2;
+		else if (by_rule && nvanished < 64)
+			vanished[nvanished++] = xstrdup(tag);
+	}
+	sqlite3_reset(r->current);
+	for (int k = 0; k < nvanished; k++) {
+		set_tag(r, pid, vanished[k], 0, "removed from rules");
+		free(vanished[k]);
+	}
+	for (size_t i = 0; i < tr->ntags; i++) {
+		if (want[i] && !has[i])
+			set_tag(r, pid, tr->tags[i].name, 1, r->details[i]);
+		else if (!want[i] && has[i] == 1)
+			set_tag(r, pid, tr->tags[i].name, 0, r->details[i]);
+	}
+}
+
+struct row { int64_t pid, next; };
+
+/* Evaluate the chunk in temp.tag_chunk, then apply. Inside a transaction,
+ * so a concurrent run sees either all of a chunk or none of it. */
+static void run_chunk(struct run *r)
+{
+	const struct tagrules *tr = r->tr;
+	size_t n = 0, cap = 256;
+	struct row *rows = xmalloc(cap * sizeof *rows);
+	unsigned char *bits = xmalloc(cap * (tr->ntags + 1));
+	facts_reset_changes(r->facts);
+	while (db_row(r->db, r->eval)) {
+		if (n == cap) {
+			cap *= 2;
+			rows = xrealloc(rows, cap * sizeof *rows);
+			bits = xrealloc(bits, cap * (tr->ntags + 1));
+		}
+		rows[n].pid = sqlite3_column_int64(r->eval, 0);
+		for (size_t i = 0; i < tr->ntags; i++)
+			bits[n * (tr->ntags + 1) + i] = sqlite3_column_type(r->eval, (int)i + 1) != SQLITE_NULL &&
+			                                sqlite3_column_double(r->eval, (int)i + 1) != 0.0;
+		n++;
+	}
+	sqlite3_reset(r->eval);
+	for (size_t k = 0; k < n; k++) {
+		unsigned char *want = bits + k * (tr->ntags + 1);
+		apply_ladders(tr, want);
+		reconcile(r, rows[k].pid, want);
+		int64_t next = facts_next_change(r->facts, rows[k].pid);
+		db_bind_int(r->db, r->check, 1, rows[k].pid);
+		db_bind_opt_int(r->db, r->check, 2, next != 0, next);
+		db_run(r->db, r->check);
+	}
+	r->st->evaluated += (long)n;
+	free(rows);
+	free(bits);
+}
+
+static void flush_changes(struct run *r)
+{
+	for (size_t k = 0; k < r->nchanges; k++) {
+		struct change *c = &r->changes[k];
+		if (r->out)
+			tag_print_change(r->pl, r->out, c->pid, c->tag, c->add, r->now, "rule", c->detail);
+		free(c->tag);
+	}
+	r->nchanges = 0;
+	if (r->out && fflush(r->out) != 0)
+		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+}
+
+/* FNV-1a over what decides rule tags: a changed file means a full run. */
+static int64_t rules_hash(const struct tagrules *tr)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < tr->ntags; i++) {
+		const char *parts[] = {tr->tags[i].name, "\x1f", tr->tags[i].expr, "\x1e"};
+		for (size_t p = 0; p < 4; p++)
+			for (const char *c = parts[p]; *c; c++)
+				h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	}
+	for (size_t l = 0; l < tr->nladders; l++)
+		for (size_t k = 0; k < tr->ladders[l].ntags; k++)
+			for (const char *c = tr->ladders[l].tags[k]; *c; c++)
+				h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	return (int64_t)(h >> 1);
+}
+
+static void select_candidates(struct run *r, int full, int64_t maxrev)
+{
+	db_exec(r->db, "CREATE TEMP TABLE IF NOT EXISTS tag_cand(pid INTEGER PRIMARY KEY)");
+	db_exec(r->db, "CREATE TEMP TABLE IF NOT EXISTS tag_chunk(pid INTEGER PRIMARY KEY)");
+	db_exec(r->db, "DELETE FROM temp.tag_cand");
+	sqlite3_stmt *st;
+	if (full) {
+		st = db_prepare(r->db, "INSERT INTO temp.tag_cand SELECT pid FROM main.person");
+	} else {
+		st = db_prepare(r->db, "INSERT INTO temp.tag_cand SELECT pid FROM main.person WHERE rev > ?1 AND rev <= ?2 "
+		                       "UNION SELECT pid FROM main.person WHERE check_at <= ?3");
+		db_bind_int(r->db, st, 1, db_meta_get(r->db, "tag.rev", 0));
+		db_bind_int(r->db, st, 2, maxrev);
+		db_bind_int(r->db, st, 3, r->now);
+	}
+	db_run(r->db, st);
+	sqlite3_finalize(st);
+}
+
+static void prepare_run(struct run *r)
+{
+	r->eval = prepare_eval(r->db, r->tr);
+	r->chunk = db_prepare(r->db, "INSERT INTO temp.tag_chunk SELECT pid FROM temp.tag_cand WHERE pid > ?1 ORDER BY pid LIMIT ?2");
+	r->current = db_prepare(r->db, "SELECT tag, source FROM main.tag WHERE pid = ?1");
+	r->add = db_prepare(r->db, "INSERT INTO main.tag(pid, tag, since, source) VALUES (?1, ?2, ?3, 'rule')");
+	r->del = db_prepare(r->db, "DELETE FROM main.tag WHERE pid = ?1 AND tag = ?2");
+	r->log = db_prepare(r->db, "INSERT INTO main.tag_log(pid, tag, op, at, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	r->check = db_prepare(r->db, "UPDATE main.person SET check_at = ?2 WHERE pid = ?1");
+	r->want = xmalloc(r->tr->ntags * 2 + 1);
+	r->details = xcalloc(r->tr->ntags + 1, sizeof *r->details);
+	for (size_t i = 0; i < r->tr->ntags; i++)
+		r->details[i] = xasprintf("%s:%d", r->tr->file, r->tr->tags[i].line);
+}
+
+static void finish_run(struct run *r)
+{
+	sqlite3_stmt *all[] = {r->eval, r->chunk, r->current, r->add, r->del, r->log, r->check};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		sqlite3_finalize(all[i]);
+	for (size_t i = 0; i < r->tr->ntags; i++)
+		free(r->details[i]);
+	free(r->details);
+	free(r->want);
+	free(r->changes);
+}
+
+void tagger_run(sqlite3 *db, const struct rules *rules, const struct tagrules *tr, struct facts *f,
+                struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st)
+{
+	(void)rules;
+	struct run r = {.db = db, .tr = tr, .facts = f, .pl = pl, .now = now, .out = out, .st = st};
+	memset(st, 0, sizeof *st);
+	int64_t hash = rules_hash(tr);
+	if (db_meta_get(db, "tag.rules_hash", 0) != hash)
+		full = 1;
+	st->full = full;
+	sqlite3_stmt *mr = db_prepare(db, "SELECT coalesce(max(rev), 0) FROM person");
+	int64_t maxrev = db_row(db, mr) ? sqlite3_column_int64(mr, 0) : 0;
+	sqlite3_finalize(mr);
+	select_candidates(&r, full, maxrev);
+	prepare_run(&r);
+	int64_t last = 0;
+	for (;;) {
+		db_begin(db);
+		db_exec(db, "DELETE FROM temp.tag_chunk");
+		db_bind_int(db, r.chunk, 1, last);
+		db_bind_int(db, r.chunk, 2, CHUNK);
+		db_run(db, r.chunk);
+		int got = sqlite3_changes(db);
+		if (got > 0) {
+			sqlite3_stmt *mx = db_prepare(db, "SELECT max(pid) FROM temp.tag_chunk");
+			last = db_row(db, mx) ? sqlite3_column_int64(mx, 0) : last;
+			sqlite3_finalize(mx);
+			run_chunk(&r);
+		}
+		if (got < CHUNK) {
+			if (maxrev > db_meta_get(db, "tag.rev", 0))
+				db_meta_set(db, "tag.rev", maxrev);
+			db_meta_set(db, "tag.rules_hash", hash);
+		}
+		db_commit(db);
+		flush_changes(&r);
+		if (got < CHUNK)
+			break;
+	}
+	finish_run(&r);
+}

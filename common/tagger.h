@@ -1,0 +1,36 @@
+/* Applying tag rules: evaluate persons, enter and leave tags atomically,
+ * log every change, report each one as an NDJSON record.
+ *
+ * Who is evaluated: with `full`, everyone. Otherwise the persons whose
+ * facts changed since the last run (person.rev above the stored watermark)
+ * and those whose time-dependent conditions may have changed by now
+ * (person.check_at <= now). A changed rules file forces a full run. */
+#ifndef SMR_TAGGER_H
+#define SMR_TAGGER_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "facts.h"
+#include "person.h"
+#include "rules.h"
+#include "tagrules.h"
+
+struct tagger_stats { long evaluated, added, removed; int full; };
+
+/* Evaluate and apply; change records go to OUT after each chunk commits. */
+void tagger_run(sqlite3 *db, const struct rules *r, const struct tagrules *tr, struct facts *f,
+                struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st);
+
+/* Enter (add=1) or leave a tag for one person outside the rules. Returns
+ * 1 if something changed, 0 if not; the change record goes to OUT. */
+int tag_apply_manual(sqlite3 *db, struct person_lookup *pl, int64_t pid, const char *tag, int add,
+                     const char *source, const char *detail, int64_t now, FILE *out);
+
+/* Print one change record. */
+void tag_print_change(struct person_lookup *pl, FILE *out, int64_t pid, const char *tag, int add,
+                      int64_t at, const char *source, const char *detail);
+
+#endif

@@ -1,0 +1,276 @@
+#include "tagrules.h"
+#include "err.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tag_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= TAG_NAME_MAX || isdigit((unsigned char)s[0]))
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && (unsigned char)*s < 0x80)
+			return 0;
+	return 1;
+}
+
+static const char *skip_space(const char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* A name at p: letters, digits, _ and non-ASCII. */
+static size_t name_len(const char *p)
+{
+	size_t n = 0;
+	while (isalnum((unsigned char)p[n]) || p[n] == '_' || (unsigned char)p[n] >= 0x80)
+		n++;
+	return n;
+}
+
+/* "tag NAME when EXPR" / "segment NAME when EXPR" */
+static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct cond *c)
+{
+	const char *text = st->text;
+	const char *p = skip_space(text + strlen(st->keyword));
+	size_t n = name_len(p);
+	memset(c, 0, sizeof *c);
+	c->ladder = -1;
+	if (n == 0 || n >= TAG_NAME_MAX || !isspace((unsigned char)p[n])) {
+		rules_error(tr->file, st->line, (int)(p - text) + 1, "%s needs a name (letters, digits, _)", st->keyword);
+		return -1;
+	}
+	memcpy(c->name, p, n);
+	if (!tag_name_valid(c->name)) {
+		rules_error(tr->file, st->line, (int)(p - text) + 1, "invalid %s name \"%s\"", st->keyword, c->name);
+		return -1;
+	}
+	p = skip_space(p + n);
+	if (strncmp(p, "when", 4) != 0 || !isspace((unsigned char)p[4])) {
+		rules_error(tr->file, st->line, (int)(p - text) + 1, "expected \"when CONDITION\" after %s %s", st->keyword, c->name);
+		return -1;
+	}
+	p = skip_space(p + 4);
+	if (!*p) {
+		rules_error(tr->file, st->line, (int)(p - text) + 1, "empty condition");
+		return -1;
+	}
+	c->expr = xstrdup(p);
+	c->line = st->line;
+	c->col = utf8_column(text, (size_t)(p - text));
+	char why[256];
+	size_t off = 0;
+	if (ruleexpr_rewrite(c->expr, &c->re, why, sizeof why, &off) != 0) {
+		rules_error(tr->file, c->line, c->col + utf8_column(c->expr, off) - 1, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* "ladder NAME: TAG TAG ..." (lowest rung first) */
+static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
+{
+	const char *text = st->text, *p = skip_space(text + 6);
+	size_t n = name_len(p);
+	if (n == 0 || n >= TAG_NAME_MAX) {
+		rules_error(tr->file, st->line, (int)(p - text) + 1, "ladder needs a name");
+		return -1;
+	}
+	struct ladder l = {0};
+	memcpy(l.name, p, n);
+	l.line = st->line;
+	p = skip_space(p + n);
+	if (*p != ':') {
+		rules_error(tr->file, st->line, (int)(p - text) + 1, "expected \":\" after the ladder name");
+		return -1;
+	}
+	p = skip_space(p + 1);
+	while (*p) {
+		n = name_len(p);
+		if (n == 0 || n >= TAG_NAME_MAX) {
+			rules_error(tr->file, st->line, (int)(p - text) + 1, "expected a tag name");
+			goto fail;
+		}
+		l.tags = xrealloc(l.tags, (l.ntags + 1) * sizeof *l.tags);
+		l.tags[l.ntags++] = xstrndup(p, n);
+		p = skip_space(p + n);
+	}
+	if (l.ntags < 2) {
+		rules_error(tr->file, st->line, 1, "a ladder needs at least two tags");
+		goto fail;
+	}
+	tr->ladders = xrealloc(tr->ladders, (tr->nladders + 1) * sizeof *tr->ladders);
+	tr->ladders[tr->nladders++] = l;
+	return 0;
+fail:
+	for (size_t i = 0; i < l.ntags; i++)
+		free(l.tags[i]);
+	free(l.tags);
+	return -1;
+}
+
+const struct cond *tagrules_find(const struct tagrules *tr, const char *name)
+{
+	for (size_t i = 0; i < tr->ntags; i++)
+		if (strcmp(tr->tags[i].name, name) == 0)
+			return &tr->tags[i];
+	return NULL;
+}
+
+static int link_ladders(struct tagrules *tr)
+{
+	int errors = 0;
+	for (size_t l = 0; l < tr->nladders; l++) {
+		for (size_t k = 0; k < tr->ladders[l].ntags; k++) {
+			struct cond *c = (struct cond *)tagrules_find(tr, tr->ladders[l].tags[k]);
+			if (!c) {
+				rules_error(tr->file, tr->ladders[l].line, 1, "ladder %s: no tag rule defines \"%s\"",
+				            tr->ladders[l].name, tr->ladders[l].tags[k]);
+				errors++;
+			} else if (c->ladder >= 0) {
+				rules_error(tr->file, tr->ladders[l].line, 1, "tag \"%s\" is in two ladders (%s and %s)",
+				            c->name, tr->ladders[c->ladder].name, tr->ladders[l].name);
+				errors++;
+			} else {
+				c->ladder = (int)l;
+				c->rung = (int)k;
+			}
+		}
+	}
+	return errors;
+}
+
+static int add_cond(struct tagrules *tr, const struct rule_stmt *st, struct cond **list, size_t *n)
+{
+	struct cond c;
+	if (parse_cond(tr, st, &c) != 0) {
+		free(c.expr);
+		return -1;
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*list)[i].name, c.name) == 0) {
+			rules_error(tr->file, st->line, 1, "%s \"%s\" is defined twice (first on line %d)",
+			            st->keyword, c.name, (*list)[i].line);
+			free(c.expr);
+			ruleexpr_free(&c.re);
+			return -1;
+		}
+	*list = xrealloc(*list, (*n + 1) * sizeof **list);
+	(*list)[(*n)++] = c;
+	return 0;
+}
+
+struct tagrules *tagrules_parse(const struct rules *r)
+{
+	struct tagrules *tr = xcalloc(1, sizeof *tr);
+	tr->file = r->file;
+	int errors = 0;
+	for (size_t i = 0; i < r->nstmts; i++) {
+		const struct rule_stmt *st = &r->stmts[i];
+		if (strcmp(st->keyword, "tag") == 0)
+			errors += add_cond(tr, st, &tr->tags, &tr->ntags) != 0;
+		else if (strcmp(st->keyword, "segment") == 0)
+			errors += add_cond(tr, st, &tr->segments, &tr->nsegments) != 0;
+		else if (strcmp(st->keyword, "ladder") == 0)
+			errors += parse_ladder(tr, st) != 0;
+	}
+	errors += link_ladders(tr);
+	if (errors) {
+		tagrules_free(tr);
+		return NULL;
+	}
+	return tr;
+}
+
+static void free_conds(struct cond *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].expr);
+		ruleexpr_free(&c[i].re);
+	}
+	free(c);
+}
+
+void tagrules_free(struct tagrules *tr)
+{
+	if (!tr)
+		return;
+	free_conds(tr->tags, tr->ntags);
+	free_conds(tr->segments, tr->nsegments);
+	for (size_t l = 0; l < tr->nladders; l++) {
+		for (size_t k = 0; k < tr->ladders[l].ntags; k++)
+			free(tr->ladders[l].tags[k]);
+		free(tr->ladders[l].tags);
+	}
+	free(tr->ladders);
+	free(tr);
+}
+
+/* Reads of the documented surface, functions and SELECT only. */
+static int read_only(void *arg, int action, const char *a, const char *b, const char *dbname, const char *trigger)
+{
+	(void)arg;
+	(void)b;
+	(void)dbname;
+	(void)trigger;
+	switch (action) {
+	case SQLITE_SELECT:
+	case SQLITE_READ:
+	case SQLITE_RECURSIVE:
+		return SQLITE_OK;
+	case SQLITE_FUNCTION:
+		return a && strcasecmp(a, "load_extension") == 0 ? SQLITE_DENY : SQLITE_OK;
+	default:
+		return SQLITE_DENY;
+	}
+}
+
+void rules_sandbox(sqlite3 *db, int on)
+{
+	sqlite3_set_authorizer(db, on ? read_only : NULL, NULL);
+}
+
+static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond *c)
+{
+	static const char prefix[] = "SELECT (";
+	char *sql = xasprintf("%s%s\n) FROM facts", prefix, c->re.sql);
+	sqlite3_stmt *st = NULL;
+	const char *tail = NULL;
+	rules_sandbox(db, 1);
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+	rules_sandbox(db, 0);
+	int err = 0;
+	if (rc != SQLITE_OK) {
+		int off = sqlite3_error_offset(db);
+		const char *msg = sqlite3_errmsg(db);
+		size_t eoff = 0;
+		if (off >= (int)sizeof prefix - 1)
+			eoff = ruleexpr_origin(&c->re, (size_t)off - (sizeof prefix - 1));
+		if (eoff > strlen(c->expr))
+			eoff = strlen(c->expr);
+		if (rc == SQLITE_AUTH)
+			msg = "not allowed: rules are read-only (no writes, ATTACH, PRAGMA or schema changes)";
+		rules_error(tr->file, c->line, c->col + utf8_column(c->expr, eoff) - 1, "%s", msg);
+		err = 1;
+	} else if (tail && *tail) {
+		rules_error(tr->file, c->line, c->col, "a condition must be a single expression");
+		err = 1;
+	}
+	sqlite3_finalize(st);
+	free(sql);
+	return err;
+}
+
+int tagrules_compile(struct tagrules *tr, sqlite3 *db)
+{
+	int errors = 0;
+	for (size_t i = 0; i < tr->ntags; i++)
+		errors += compile_one(tr, db, &tr->tags[i]);
+	for (size_t i = 0; i < tr->nsegments; i++)
+		errors += compile_one(tr, db, &tr->segments[i]);
+	return errors;
+}

@@ -1,0 +1,56 @@
+/* Tag, ladder and segment rules: parsed from the rules file, each condition
+ * compiled against the facts view under a read-only authorizer. */
+#ifndef SMR_TAGRULES_H
+#define SMR_TAGRULES_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "rules.h"
+#include "ruleexpr.h"
+
+#define TAG_NAME_MAX 64
+
+struct cond {
+	char name[TAG_NAME_MAX];
+	char *expr;             /* as written */
+	struct ruleexpr re;     /* rewritten for SQLite */
+	int line, col;          /* where the expression starts */
+	int ladder;             /* index into ladders, -1 if none */
+	int rung;               /* position in its ladder */
+};
+
+struct ladder {
+	char name[TAG_NAME_MAX];
+	char **tags;
+	size_t ntags;
+	int line;
+};
+
+struct tagrules {
+	const char *file;
+	struct cond *tags;
+	size_t ntags;
+	struct cond *segments;
+	size_t nsegments;
+	struct ladder *ladders;
+	size_t nladders;
+};
+
+/* Parse the tag, ladder and segment statements of R. NULL after reporting
+ * errors (file:line:col). */
+struct tagrules *tagrules_parse(const struct rules *r);
+void tagrules_free(struct tagrules *tr);
+
+/* Prepare each condition on DB (which has the facts view): unknown columns
+ * or functions, syntax errors and anything but reads are reported at their
+ * file:line:col. Returns the number of errors. */
+int tagrules_compile(struct tagrules *tr, sqlite3 *db);
+
+/* Refuse everything but reads while preparing rule SQL. */
+void rules_sandbox(sqlite3 *db, int on);
+
+const struct cond *tagrules_find(const struct tagrules *tr, const char *name);
+int tag_name_valid(const char *s);
+
+#endif
