@@ -135,13 +135,11 @@ int main(int argc, char **argv)
 	if (!r)
 		return SMR_USAGE;
 	struct tagrules *tr = tagrules_parse(r);
-	if (!tr)
-		return SMR_USAGE;
 	opts_resolve_now(&a.o);
 	sqlite3 *db = db_open(a.check ? ":memory:" : a.o.db);
 	struct facts *f = facts_open(db, a.o.now);
 	int status = SMR_OK;
-	if (tagrules_compile(tr, db) != 0) {
+	if (tagrules_compile(tr, db) + tr->errors != 0) {
 		status = SMR_USAGE;
 	} else if (a.check) {
 		status = SMR_OK;

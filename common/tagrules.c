@@ -179,10 +179,7 @@ struct tagrules *tagrules_parse(const struct rules *r)
 			errors += parse_ladder(tr, st) != 0;
 	}
 	errors += link_ladders(tr);
-	if (errors) {
-		tagrules_free(tr);
-		return NULL;
-	}
+	tr->errors = errors;
 	return tr;
 }
 
@@ -214,7 +211,7 @@ void tagrules_free(struct tagrules *tr)
 static int read_only(void *arg, int action, const char *a, const char *b, const char *dbname, const char *trigger)
 {
 	(void)arg;
-	(void)b;
+	(void)a;
 	(void)dbname;
 	(void)trigger;
 	switch (action) {
@@ -223,7 +220,7 @@ static int read_only(void *arg, int action, const char *a, const char *b, const 
 	case SQLITE_RECURSIVE:
 		return SQLITE_OK;
 	case SQLITE_FUNCTION:
-		return a && strcasecmp(a, "load_extension") == 0 ? SQLITE_DENY : SQLITE_OK;
+		return b && strcasecmp(b, "load_extension") == 0 ? SQLITE_DENY : SQLITE_OK;
 	default:
 		return SQLITE_DENY;
 	}
@@ -248,11 +245,14 @@ static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond
 		int off = sqlite3_error_offset(db);
 		const char *msg = sqlite3_errmsg(db);
 		size_t eoff = 0;
+		const char *name = strstr(msg, ": ");
 		if (off >= (int)sizeof prefix - 1)
 			eoff = ruleexpr_origin(&c->re, (size_t)off - (sizeof prefix - 1));
+		else if (name && strstr(c->expr, name + 2)) /* "no such column: x" */
+			eoff = (size_t)(strstr(c->expr, name + 2) - c->expr);
 		if (eoff > strlen(c->expr))
 			eoff = strlen(c->expr);
-		if (rc == SQLITE_AUTH)
+		if (rc == SQLITE_AUTH || strcmp(msg, "not authorized") == 0)
 			msg = "not allowed: rules are read-only (no writes, ATTACH, PRAGMA or schema changes)";
 		rules_error(tr->file, c->line, c->col + utf8_column(c->expr, eoff) - 1, "%s", msg);
 		err = 1;

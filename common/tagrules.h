@@ -35,10 +35,12 @@ struct tagrules {
 	size_t nsegments;
 	struct ladder *ladders;
 	size_t nladders;
+	int errors;             /* reported while parsing */
 };
 
-/* Parse the tag, ladder and segment statements of R. NULL after reporting
- * errors (file:line:col). */
+/* Parse the tag, ladder and segment statements of R, reporting errors
+ * (file:line:col) and counting them in ->errors; the statements that
+ * parsed are kept so that compiling can report theirs too. */
 struct tagrules *tagrules_parse(const struct rules *r);
 void tagrules_free(struct tagrules *tr);
 
