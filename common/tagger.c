@@ -181,12 +181,12 @@ static void reconcile(struct run *r, int64_t pid, const unsigned char *want)
 		set_tag(r, pid, vanished[k], 0, "removed from rules");
 		free(vanished[k]);
 	}
-	for (size_t i = 0; i < tr->ntags; i++) {
+	for (size_t i = 0; i < tr->ntags; i++) /* leave before entering */
+		if (!want[i] && has[i] == 1)
+			set_tag(r, pid, tr->tags[i].name, 0, r->details[i]);
+	for (size_t i = 0; i < tr->ntags; i++)
 		if (want[i] && !has[i])
 			set_tag(r, pid, tr->tags[i].name, 1, r->details[i]);
-		else if (!want[i] && has[i] == 1)
-			set_tag(r, pid, tr->tags[i].name, 0, r->details[i]);
-	}
 }
 
 struct row { int64_t pid, next; };
