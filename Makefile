@@ -43,8 +43,8 @@ deps:
 # Every test twice: the -O2 build, then the ASan+UBSan build.
 test: deps
 	$(MAKE) all $(BUILD)/test-unit
-	$(MAKE) BUILD=build-san BINDIR=build-san/bin CFLAGS="$(SAN)" build-san/bin/smr-ingest $(PROGS:%=build-san/bin/%) build-san/test-unit
-	@mandoc -T lint -W warning $(MANS)
+	$(MAKE) BUILD=build-san BINDIR=build-san/bin CFLAGS="$(SAN)" $(PROGS:%=build-san/bin/%) build-san/test-unit
+	$(MAKE) lint-man
 	SMR_BIN=$(CURDIR)/bin SMR_UNIT=$(CURDIR)/$(BUILD)/test-unit ./tests/run
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	SMR_BIN=$(CURDIR)/build-san/bin SMR_UNIT=$(CURDIR)/build-san/test-unit ./tests/run
@@ -58,7 +58,7 @@ bench: deps
 	./scripts/bench
 
 lint-man:
-	mandoc -T lint -W warning $(MANS)
+	@test -z "$(MANS)" || mandoc -T lint -W warning $(MANS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

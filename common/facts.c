@@ -17,6 +17,7 @@ struct facts {
 	int64_t now;
 	sqlite3_stmt *count_st, *count_item_st, *future_st, *future_item_st, *last_st, *last_item_st,
 		*first_st, *first_item_st, *orders_after_st, *said_st, *coupons_st, *attr_st, *tagged_st;
+	int64_t latest_event;       /* the latest event time in the database */
 	struct change *changes;     /* open addressing on pid */
 	size_t cap, used;
 };
@@ -123,6 +124,7 @@ static void window_agg(sqlite3_context *c, int argc, sqlite3_value **argv, int w
 	int64_t w = window_arg(c, argv[2]);
 	if (w == -2)
 		return;
+	/* latest_event: events dated after now exist only in backfills */
 	int64_t pid = sqlite3_value_int64(argv[0]);
 	int item = argc == 4;
 	sqlite3_stmt *st = item ? f->count_item_st : f->count_st;
@@ -140,6 +142,10 @@ static void window_agg(sqlite3_context *c, int argc, sqlite3_value **argv, int w
 	if (n > 0 && w >= 0)
 		note_change(f, pid, sqlite3_column_int64(st, 1) + w + 1);
 	sqlite3_reset(st);
+	if (f->latest_event <= f->now) {
+		sqlite3_result_int64(c, want_amount ? total : n);
+		return;
+	}
 	st = item ? f->future_item_st : f->future_st;
 	sqlite3_bind_int64(st, 1, pid);
 	bind_text_value(st, 2, argv[1]);
@@ -390,6 +396,9 @@ struct facts *facts_open(sqlite3 *db, int64_t now)
 	f->coupons_st = db_prepare(db, "SELECT c.expires FROM main.event AS c WHERE c.pid = ?1 AND c.type = 'coupon_claim' "
 		"AND c.expires IS NOT NULL AND c.ts <= ?2 AND NOT EXISTS (SELECT 1 FROM main.event AS u WHERE u.pid = c.pid "
 		"AND u.type = 'coupon_use' AND u.item IS c.item AND u.ts >= c.ts AND u.ts <= ?2)");
+	sqlite3_stmt *latest = db_prepare(db, "SELECT coalesce(max(last_seen), 0) FROM main.person");
+	f->latest_event = db_row(db, latest) ? sqlite3_column_int64(latest, 0) : 0;
+	sqlite3_finalize(latest);
 	f->attr_st = db_prepare(db, "SELECT json_extract(attrs, '$.\"' || replace(?2, '\"', '') || '\"') FROM main.person WHERE pid = ?1");
 	f->tagged_st = db_prepare(db, "SELECT 1 FROM main.tag WHERE pid = ?1 AND tag = ?2");
 	return f;
