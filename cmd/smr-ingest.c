@@ -41,6 +41,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (opts_common(c, optarg, &r->o, usage))
 			continue;
@@ -62,12 +63,12 @@ static void parse_args(struct run *r, int argc, char **argv)
 			r->rejects_path = optarg;
 			break;
 		case OPT_BATCH:
-			r->batch = atoi(optarg);
+			r->batch = opts_int(optarg);
 			if (r->batch < 1 || r->batch > 1000000)
 				opts_usage_error(usage, "--batch must be between 1 and 1000000");
 			break;
 		default:
-			opts_usage_error(usage, "unknown option");
+			opts_bad_option(usage, argv);
 		}
 	}
 	opts_defaults(&r->o);
@@ -84,7 +85,8 @@ static void write_reject(struct run *r, struct source *src, const struct record 
 			smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
 		*header_done = 1;
 	}
-	if (fwrite(rec->raw, 1, rec->rawlen, r->rejects) != rec->rawlen || fputc('\n', r->rejects) == EOF)
+	if (fwrite(rec->raw, 1, rec->rawlen, r->rejects) != rec->rawlen || fputc('\n', r->rejects) == EOF ||
+	    fflush(r->rejects) != 0)
 		smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
 }
 

@@ -28,7 +28,7 @@ int event_type_known(const char *type)
 	return 0;
 }
 
-static int is_core(const char *key)
+int event_field_reserved(const char *key)
 {
 	for (const char *const *f = core_fields; *f; f++)
 		if (strcmp(*f, key) == 0)
@@ -106,7 +106,7 @@ static int get_money(json_t *v, int64_t *fen, char *err, size_t errlen)
 
 /* Phones: spaces and dashes dropped, a +86/0086 country prefix removed,
  * digits only. */
-static int normalise_phone(const char *in, char *out, size_t outlen)
+int phone_normalise(const char *in, char *out, size_t outlen)
 {
 	size_t n = 0;
 	const char *p = in;
@@ -147,7 +147,7 @@ static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *
 	}
 	if (strcmp(k->name, "phone") == 0) {
 		char tmp[sizeof id->valbuf];
-		if (normalise_phone(id->value, tmp, sizeof tmp) != 0)
+		if (phone_normalise(id->value, tmp, sizeof tmp) != 0)
 			return bad(err, errlen, "bad phone number \"%.40s\"", id->value);
 		memcpy(id->valbuf, tmp, sizeof tmp);
 		id->value = id->valbuf;
@@ -213,7 +213,7 @@ static int get_props(json_t *obj, const struct rules *r, struct event *ev, char 
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
-		if (is_core(key) || rules_idkind(r, key) || json_is_null(v))
+		if (event_field_reserved(key) || rules_idkind(r, key) || json_is_null(v))
 			continue;
 		if (!ev->props)
 			ev->props = p && json_is_object(p) ? json_deep_copy(p) : json_object();

@@ -36,6 +36,13 @@ int event_from_json(json_t *obj, const struct rules *r, struct event *ev,
                     char *err, size_t errlen);
 void event_clear(struct event *ev);
 
+/* Whether KEY is a top-level field with a meaning of its own (id, type,
+ * ts, item, ...), which no identifier kind may be named. */
+int event_field_reserved(const char *key);
+/* Phones: spaces and dashes dropped, a +86/0086 prefix removed, digits
+ * only (at least 5). Returns 0, or -1 if not a phone number. */
+int phone_normalise(const char *in, char *out, size_t outlen);
+
 /* Whether TYPE is one of the documented behaviour types. */
 int event_type_known(const char *type);
 

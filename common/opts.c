@@ -2,6 +2,7 @@
 #include "err.h"
 #include "tstamp.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,4 +67,20 @@ void opts_resolve_now(struct smr_opts *o)
 	}
 	if (time_parse(o->now_arg, &o->now, err, sizeof err) != 0)
 		smr_die(SMR_USAGE, "--now: %s", err);
+}
+
+void opts_bad_option(const char *usage, char **argv)
+{
+	const char *opt = optind > 0 ? argv[optind - 1] : "?";
+	if (optopt)
+		opts_usage_error(usage, "option %s needs an argument", opt);
+	opts_usage_error(usage, "unknown option %s", opt);
+}
+
+long opts_int(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	return errno || end == s || *end ? -1 : v;
 }

@@ -31,6 +31,10 @@ int opts_common(int c, const char *arg, struct smr_opts *o, const char *usage);
 void opts_defaults(struct smr_opts *o);
 /* Parse --now (in the rules' time zone) or take the clock; exits 2 if bad. */
 void opts_resolve_now(struct smr_opts *o);
+/* After getopt_long returned '?' (with opterr = 0): name the option. */
+_Noreturn void opts_bad_option(const char *usage, char **argv);
+/* A whole decimal integer, or -1. */
+long opts_int(const char *s);
 _Noreturn void opts_usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

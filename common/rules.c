@@ -1,5 +1,6 @@
 #include "rules.h"
 #include "err.h"
+#include "event.h"
 #include "tstamp.h"
 
 #include <ctype.h>
@@ -124,7 +125,7 @@ static int parse_identity(struct rules *r, struct words *ws, int line)
 		return -1;
 	}
 	const char *name = ws->w[1];
-	if (!valid_name(name)) {
+	if (!valid_name(name) || event_field_reserved(name) || strcmp(name, "pid") == 0) {
 		rules_error(r->file, line, ws->col[1], "invalid identifier kind \"%s\"", name);
 		return -1;
 	}
@@ -282,13 +283,8 @@ struct rules *rules_load(const char *path, int required)
 		return NULL;
 	}
 	struct rules *r = rules_new(file);
-	if (tz_set(r->timezone, err, sizeof err) != 0) {
-		smr_warnx(file, 0, "%s", err);
-		rules_free(r);
-		if (f)
-			fclose(f);
-		return NULL;
-	}
+	if (tz_set(r->timezone, err, sizeof err) != 0)
+		smr_die(SMR_FATAL, "default time zone: %s", err); /* tzdata missing */
 	if (!f)
 		return r; /* no rules file: built-in defaults */
 	int rc = parse_stream(r, f);

@@ -37,6 +37,7 @@ struct source {
 	size_t rawlen, rawcap;
 	long rec_line;
 	char rec_err[256];          /* first problem seen in this record */
+	char header_err[200];       /* a bad header rejects every row */
 	int at_eof;
 };
 
@@ -378,17 +379,28 @@ static json_t *row_to_json(struct source *s, char *err, size_t errlen)
 	return obj;
 }
 
+/* A header that cannot name the fields is itself rejected, and so is every
+ * row after it, verbatim, so that nothing is lost. */
 static int next_csv(struct source *s, struct record *rec)
 {
-	if (!s->header) {
+	if (!s->header && !s->header_err[0]) {
 		int rc = read_header(s, rec);
-		if (rc <= 0)
+		if (rc == 0 || (rc < 0 && !s->rawlen))
 			return rc;
+		if (rc < 0) {
+			snprintf(s->header_err, sizeof s->header_err, "%.190s", rec->err);
+			rec->raw = s->raw;
+			rec->rawlen = s->rawlen;
+			rec->line = s->rec_line;
+			return 1;
+		}
 	}
 	int rc = csv_next_row(s, rec);
 	if (rc <= 0)
 		return rc;
-	if (s->rec_err[0])
+	if (s->header_err[0])
+		snprintf(rec->err, sizeof rec->err, "%s (line 1)", s->header_err);
+	else if (s->rec_err[0])
 		snprintf(rec->err, sizeof rec->err, "%s", s->rec_err);
 	else
 		rec->obj = row_to_json(s, rec->err, sizeof rec->err);

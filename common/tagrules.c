@@ -233,8 +233,10 @@ void rules_sandbox(sqlite3 *db, int on)
 
 static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond *c)
 {
-	static const char prefix[] = "SELECT (";
-	char *sql = xasprintf("%s%s\n) FROM facts", prefix, c->re.sql);
+	/* In WHERE, SQLite refuses aggregates (count(*) would fold everyone
+	 * into one row) and window functions, as a condition must. */
+	static const char prefix[] = "SELECT 1 FROM facts WHERE (";
+	char *sql = xasprintf("%s%s\n)", prefix, c->re.sql);
 	sqlite3_stmt *st = NULL;
 	const char *tail = NULL;
 	rules_sandbox(db, 1);

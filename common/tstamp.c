@@ -134,7 +134,7 @@ int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 {
 	size_t n = strlen(s);
 	if (n > 0 && strspn(s, "0123456789") == n) {
-		if (n > 12 || parse_epoch(s, out) != 0)
+		if (n > 12 || parse_epoch(s, out) != 0 || *out > 253402300799LL)
 			return fail(err, errlen, "epoch seconds out of range", s);
 		return 0;
 	}
