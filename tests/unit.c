@@ -1,2 +1,1111 @@
+/* Unit tests of common/: time, durations, money, UTF-8, event checking and
+ * identity resolution (attach, merge, limits, conflicts, facts).
+ *
+ * Output: one line per check, "ok - name" or "FAIL - name (details)", then
+ * a final line "N passed, N failed". Exit status 1 if anything failed.
+ * Run it in an empty directory: rules_load(NULL, 0) reads ./smr.rules. */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/event.h"
+#include "../common/identity.h"
+#include "../common/ingest.h"
+#include "../common/money.h"
+#include "../common/rules.h"
+#include "../common/tstamp.h"
+#include "../common/utf8.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void){return 0;}
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int npass, nfail;
+
+static void report(int pass, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void report(int pass, const char *name, const char *fmt, ...)
+{
+	if (pass) {
+		printf("ok - %s\n", name);
+		npass++;
+		return;
+	}
+	char detail[512] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof detail, fmt, ap);
+		va_end(ap);
+	}
+	printf("FAIL - %s (%s)\n", name, detail);
+	nfail++;
+}
+
+static void expect_int(const char *name, int64_t want, int64_t got)
+{
+	report(want == got, name, "expected %" PRId64 ", got %" PRId64, want, got);
+}
+
+static void expect_str(const char *name, const char *want, const char *got)
+{
+	int same = (want == NULL && got == NULL) || (want && got && strcmp(want, got) == 0);
+	report(same, name, "expected %s%s%s, got %s%s%s", want ? "\"" : "", want ? want : "NULL", want ? "\"" : "",
+	       got ? "\"" : "", got ? got : "NULL", got ? "\"" : "");
+}
+
+/* ---------------------------------------------------------------- time */
+
+static void tp_ok(const char *s, int64_t want)
+{
+	char name[160], err[256] = "";
+	int64_t got = -12345;
+	snprintf(name, sizeof name, "time_parse(\"%s\") = %" PRId64, s, want);
+	int rc = time_parse(s, &got, err, sizeof err);
+	if (rc != 0)
+		report(0, name, "rejected: %s", err);
+	else
+		expect_int(name, want, got);
+}
+
+static void tp_bad(const char *s, const char *why)
+{
+	char name[200], err[256] = "";
+	int64_t got = 0;
+	snprintf(name, sizeof name, "time_parse rejects \"%s\" (%s)", s, why);
+	int rc = time_parse(s, &got, err, sizeof err);
+	if (rc == 0)
+		report(0, name, "accepted as %" PRId64, got);
+	else
+		report(err[0] != '\0', name, "rejected without a reason");
+}
+
+static void test_time(void)
+{
+	char err[256];
+	report(tz_set("Asia/Shanghai", err, sizeof err) == 0, "tz_set(\"Asia/Shanghai\")", "%s", err);
+	expect_str("tz_name() after tz_set", "Asia/Shanghai", tz_name());
+	report(tz_set("Nowhere/Atlantis", err, sizeof err) != 0, "tz_set rejects an unknown zone", NULL);
+	report(tz_set("../../etc/passwd", err, sizeof err) != 0, "tz_set rejects a path as zone", NULL);
+	expect_str("tz_name() unchanged by a failed tz_set", "Asia/Shanghai", tz_name());
+
+	/* Offsets and Z */
+	tp_ok("2026-11-20T20:15:00+08:00", 1795176900);
+	tp_ok("2026-11-20T12:15:00Z", 1795176900);
+	tp_ok("2026-11-20T12:15:00z", 1795176900);
+	tp_ok("2026-11-20T07:15:00-05:00", 1795176900);
+	tp_ok("2026-11-20T20:15:00+0800", 1795176900);
+	tp_ok("2026-11-20T20:15:00+08", 1795176900);
+	tp_ok("2026-11-20T20:15:00+08:30", 1795175100);
+	tp_ok("2026-11-20T12:15Z", 1795176900);
+	tp_ok("2026-11-20T12:15:00.987Z", 1795176900);
+	tp_ok("2026-11-20 12:15:00Z", 1795176900);
+	tp_ok("1970-01-01T00:00:00Z", 0);
+	tp_ok("2026-12-31T23:59:59Z", 1798761599);
+	/* Leap years */
+	tp_ok("2024-02-29T00:00:00Z", 1709164800);
+	tp_ok("2000-02-29T12:00:00Z", 951825600);
+	/* Naive local time in the configured zone (Asia/Shanghai, +08:00) */
+	tp_ok("2026-11-20 20:15", 1795176900);
+	tp_ok("2026-11-20T20:15:00", 1795176900);
+	tp_ok("2026-11-20", 1795132800 - 8 * 3600);
+	tp_ok("2026-06-15", 1781452800);
+	/* Epoch seconds */
+	tp_ok("1795176900", 1795176900);
+	tp_ok("0", 0);
+
+	/* Impossible dates */
+	tp_bad("2026-02-30T00:00:00Z", "Feb 30");
+	tp_bad("2025-02-29T00:00:00Z", "not a leap year");
+	tp_bad("2100-02-29T00:00:00Z", "century not a leap year");
+	tp_bad("2026-04-31", "April 31");
+	tp_bad("2026-13-01T00:00:00Z", "month 13");
+	tp_bad("2026-00-10T00:00:00Z", "month 0");
+	tp_bad("2026-01-00T00:00:00Z", "day 0");
+	tp_bad("2026-01-01T24:00:00Z", "hour 24");
+	tp_bad("2026-01-01T23:60:00Z", "minute 60");
+	tp_bad("2026-01-01T23:59:61Z", "second 61");
+	/* Bad offsets */
+	tp_bad("2026-11-20T20:15:00+25:00", "offset hour 25");
+	tp_bad("2026-11-20T20:15:00+08:60", "offset minute 60");
+	tp_bad("2026-11-20T20:15:00+8", "one-digit offset");
+	tp_bad("2026-11-20T20:15:00+08:0", "three-digit offset");
+	tp_bad("2026-11-20T20:15:00+08:", "offset with a dangling colon");
+	tp_bad("2026-11-20T20:15:00+", "sign without offset");
+	tp_bad("2026-11-20T20:15:00 +08:00", "space before offset");
+	tp_bad("2026-11-20+08:00", "offset without a time");
+	tp_bad("2026-11-20Z", "Z without a time");
+	/* Trailing junk and garbage */
+	tp_bad("2026-11-20T20:15:00+08:00x", "junk after offset");
+	tp_bad("2026-11-20T20:15:00Zjunk", "junk after Z");
+	tp_bad("2026-11-20T20:15:00 ", "trailing space");
+	tp_bad("2026-11-20x", "junk after date");
+	tp_bad("2026-11-20T", "T without time");
+	tp_bad("2026-11-20T20", "hour only");
+	tp_bad("2026-11-20T20:15:00.Z", "fraction without digits");
+	tp_bad("2026/11/20", "slashes");
+	tp_bad("", "empty");
+	tp_bad("yesterday", "words");
+	tp_bad("-5", "negative epoch");
+	tp_bad("1795176900.5", "fractional epoch");
+	tp_bad("9999999999999", "epoch out of range");
+	tp_bad("1969-12-31T23:59:59Z", "before 1970");
+}
+
+static void test_time_format(void)
+{
+	char buf[64], err[256];
+	if (tz_set("Asia/Shanghai", err, sizeof err) != 0)
+		return;
+	time_format(1795176900, buf, sizeof buf);
+	expect_str("time_format(1795176900) in Asia/Shanghai", "2026-11-20T20:15:00+08:00", buf);
+	expect_int("days_in_month(2024, 2)", 29, days_in_month(2024, 2));
+	expect_int("days_in_month(2025, 2)", 28, days_in_month(2025, 2));
+	expect_int("days_in_month(1900, 2)", 28, days_in_month(1900, 2));
+	expect_int("days_in_month(2000, 2)", 29, days_in_month(2000, 2));
+	expect_int("days_from_civil(1970, 1, 1)", 0, days_from_civil(1970, 1, 1));
+	expect_int("days_from_civil(2024, 2, 29)", 1709164800 / 86400, days_from_civil(2024, 2, 29));
+
+	/* Naive times follow the configured zone. */
+	report(tz_set("UTC", err, sizeof err) == 0, "tz_set(\"UTC\")", "%s", err);
+	tp_ok("2026-11-20 12:15", 1795176900);
+	tp_ok("2026-11-20", 1795132800);
+	tp_ok("2026-11-20T20:15:00+08:00", 1795176900);
+	report(tz_set("Asia/Shanghai", err, sizeof err) == 0, "tz_set back to Asia/Shanghai", "%s", err);
+}
+
+/* ------------------------------------------------------------ duration */
+
+static void dur_ok(const char *s, int64_t want)
+{
+	char name[128];
+	int64_t got = -1;
+	snprintf(name, sizeof name, "duration_parse(\"%s\") = %" PRId64, s, want);
+	if (duration_parse(s, &got) != 0)
+		report(0, name, "rejected");
+	else
+		expect_int(name, want, got);
+}
+
+static void dur_bad(const char *s)
+{
+	char name[128];
+	int64_t got = 0;
+	snprintf(name, sizeof name, "duration_parse rejects \"%s\"", s);
+	int rc = duration_parse(s, &got);
+	report(rc != 0, name, "accepted as %" PRId64, got);
+}
+
+static void test_duration(void)
+{
+	dur_ok("30s", 30);
+	dur_ok("30m", 1800);
+	dur_ok("2h", 7200);
+	dur_ok("7d", 604800);
+	dur_ok("2w", 1209600);
+	dur_ok("1d12h", 129600);
+	dur_ok("1h30m15s", 5415);
+	dur_bad("");
+	dur_bad("5");
+	dur_bad("d");
+	dur_bad("5x");
+	dur_bad("-5d");
+	dur_bad("1.5h");
+	dur_bad("7d ");
+	dur_bad(" 7d");
+	dur_bad("7D");
+	dur_bad("1d12");
+	dur_bad("99999999999999999999d");
+}
+
+/* --------------------------------------------------------------- money */
+
+static void mp_ok(const char *s, int64_t want)
+{
+	char name[128];
+	int64_t got = -999;
+	snprintf(name, sizeof name, "money_parse(\"%s\") = %" PRId64 " fen", s, want);
+	if (money_parse(s, &got) != 0)
+		report(0, name, "rejected");
+	else
+		expect_int(name, want, got);
+}
+
+static void mp_bad(const char *s)
+{
+	char name[128];
+	int64_t got = 0;
+	snprintf(name, sizeof name, "money_parse rejects \"%s\"", s);
+	int rc = money_parse(s, &got);
+	report(rc != 0, name, "accepted as %" PRId64 " fen", got);
+}
+
+static void md_ok(const char *label, double v, int64_t want)
+{
+	char name[128];
+	int64_t got = -999;
+	snprintf(name, sizeof name, "money_from_double(%s) = %" PRId64 " fen", label, want);
+	if (money_from_double(v, &got) != 0)
+		report(0, name, "rejected");
+	else
+		expect_int(name, want, got);
+}
+
+static void md_bad(const char *label, double v)
+{
+	char name[128];
+	int64_t got = 0;
+	snprintf(name, sizeof name, "money_from_double rejects %s", label);
+	int rc = money_from_double(v, &got);
+	report(rc != 0, name, "accepted as %" PRId64 " fen", got);
+}
+
+static void test_money(void)
+{
+	mp_ok("199.00", 19900);
+	mp_ok("199", 19900);
+	mp_ok("199.5", 19950);
+	mp_ok("0.01", 1);
+	mp_ok("0.1", 10);
+	mp_ok("0.30", 30);
+	mp_ok("19.99", 1999);
+	mp_ok("4.35", 435);
+	mp_ok("1.000", 100);
+	mp_ok("0", 0);
+	mp_ok("99999999999.99", 9999999999999LL);
+	mp_ok("-5", -500);
+	mp_ok("-0.5", -50);
+	mp_bad("1.005");
+	mp_bad("0.001");
+	mp_bad("199.");
+	mp_bad(".5");
+	mp_bad("");
+	mp_bad("abc");
+	mp_bad("1e2");
+	mp_bad("1,000");
+	mp_bad("1 000");
+	mp_bad(" 199");
+	mp_bad("199 ");
+	mp_bad("¥199");
+	mp_bad("199元");
+	mp_bad("--5");
+	mp_bad("-");
+	mp_bad("0x10");
+	mp_bad("1.2.3");
+	mp_bad("100000000001");
+	mp_bad("99999999999999999999999");
+
+	md_ok("199.0", 199.0, 19900);
+	md_ok("199", 199, 19900);
+	md_ok("199.5", 199.5, 19950);
+	md_ok("19.99", 19.99, 1999);
+	md_ok("4.35", 4.35, 435);
+	md_ok("1.15", 1.15, 115);
+	md_ok("0.07", 0.07, 7);
+	md_ok("0.1+0.2", 0.1 + 0.2, 30);
+	md_ok("0.3", 0.3, 30);
+	md_ok("0.7+0.1", 0.7 + 0.1, 80);
+	md_ok("1.1*3", 1.1 * 3, 330);
+	md_ok("12345678.91", 12345678.91, 1234567891);
+	md_ok("0", 0.0, 0);
+	md_ok("-5.5", -5.5, -550);
+	md_bad("1.005", 1.005);
+	md_bad("0.001", 0.001);
+	md_bad("19.999", 19.999);
+	md_bad("12345.678 (three decimals on a larger amount)", 12345.678);
+	md_bad("10000.005 (half a fen on a larger amount)", 10000.005);
+	md_bad("NaN", NAN);
+	md_bad("infinity", INFINITY);
+	md_bad("1e15", 1e15);
+}
+
+/* ---------------------------------------------------------------- utf8 */
+
+static void u8(const char *label, const char *s, size_t n, int want)
+{
+	char name[160];
+	snprintf(name, sizeof name, "utf8_valid %s %s", want ? "accepts" : "rejects", label);
+	int got = utf8_valid(s, n);
+	report(got == want, name, "got %d", got);
+}
+
+static void test_utf8(void)
+{
+	u8("empty", "", 0, 1);
+	u8("ASCII", "hello", 5, 1);
+	u8("Chinese 价格多少", "价格多少", strlen("价格多少"), 1);
+	u8("emoji U+1F600", "\xF0\x9F\x98\x80", 4, 1);
+	u8("U+0080", "\xC2\x80", 2, 1);
+	u8("U+07FF", "\xDF\xBF", 2, 1);
+	u8("U+0800", "\xE0\xA0\x80", 3, 1);
+	u8("U+D7FF", "\xED\x9F\xBF", 3, 1);
+	u8("U+E000", "\xEE\x80\x80", 3, 1);
+	u8("U+FFFF", "\xEF\xBF\xBF", 3, 1);
+	u8("U+10000", "\xF0\x90\x80\x80", 4, 1);
+	u8("U+10FFFF", "\xF4\x8F\xBF\xBF", 4, 1);
+	u8("embedded NUL counted by length", "a\0b", 3, 1);
+	u8("overlong NUL C0 80", "\xC0\x80", 2, 0);
+	u8("overlong C1 BF", "\xC1\xBF", 2, 0);
+	u8("overlong 3-byte E0 80 80", "\xE0\x80\x80", 3, 0);
+	u8("overlong 3-byte E0 9F BF", "\xE0\x9F\xBF", 3, 0);
+	u8("overlong 4-byte F0 80 80 80", "\xF0\x80\x80\x80", 4, 0);
+	u8("overlong 4-byte F0 8F BF BF", "\xF0\x8F\xBF\xBF", 4, 0);
+	u8("surrogate U+D800", "\xED\xA0\x80", 3, 0);
+	u8("surrogate U+DFFF", "\xED\xBF\xBF", 3, 0);
+	u8("surrogate pair as CESU-8", "\xED\xA0\xBD\xED\xB8\x80", 6, 0);
+	u8("U+110000 (F4 90 80 80)", "\xF4\x90\x80\x80", 4, 0);
+	u8("F5 lead byte", "\xF5\x80\x80\x80", 4, 0);
+	u8("F8 5-byte lead", "\xF8\x88\x80\x80\x80", 5, 0);
+	u8("FF byte", "\xFF", 1, 0);
+	u8("FE byte", "a\xFE", 2, 0);
+	u8("lone continuation 80", "\x80", 1, 0);
+	u8("continuation after ASCII", "ab\xBF", 3, 0);
+	u8("truncated 3-byte at end", "\xE4\xB8", 2, 0);
+	u8("truncated 4-byte at end", "\xF0\x9F\x98", 3, 0);
+	u8("truncated 3-byte before ASCII", "\xE4\xB8" "A", 3, 0);
+	u8("truncated 2-byte before a lead", "\xC3\xE4\xB8\xAD", 4, 0);
+	u8("Chinese cut by length", "中", 2, 0);
+	u8("GBK bytes of 价格", "\xBC\xDB\xB8\xF1", 4, 0);
+	u8("Latin-1 e-acute", "caf\xE9", 4, 0);
+}
+
+/* -------------------------------------------------------------- events */
+
+static struct rules *default_rules(void)
+{
+	struct rules *r = rules_load(NULL, 0);
+	if (!r) {
+		printf("FAIL - rules_load(NULL, 0) (returned NULL)\n");
+		nfail++;
+	}
+	return r;
+}
+
+/* Parse JSON and check it; returns event_from_json's result. */
+static int check_json(const struct rules *r, const char *json, struct event *ev, json_t **objp, char *err, size_t errlen)
+{
+	json_error_t je;
+	*objp = json_loads(json, 0, &je);
+	if (!*objp) {
+		snprintf(err, errlen, "test JSON does not parse: %s", je.text);
+		memset(ev, 0, sizeof *ev);
+		return -2;
+	}
+	return event_from_json(*objp, r, ev, err, errlen);
+}
+
+static void ev_bad(const struct rules *r, const char *label, const char *json, const char *want_in_err)
+{
+	struct event ev;
+	json_t *obj;
+	char err[256] = "", name[200];
+	snprintf(name, sizeof name, "event_from_json rejects %s", label);
+	int rc = check_json(r, json, &ev, &obj, err, sizeof err);
+	if (rc == -2)
+		report(0, name, "%s", err);
+	else if (rc == 0)
+		report(0, name, "accepted: %s", json);
+	else if (want_in_err && !strstr(err, want_in_err))
+		report(0, name, "reason \"%s\" does not mention %s", err, want_in_err);
+	else if (!err[0])
+		report(0, name, "no reason given");
+	else
+		report(1, name, NULL);
+	event_clear(&ev);
+	json_decref(obj);
+}
+
+static void ev_good(const struct rules *r, const char *label, const char *json)
+{
+	struct event ev;
+	json_t *obj;
+	char err[256] = "", name[200];
+	snprintf(name, sizeof name, "event_from_json accepts %s", label);
+	int rc = check_json(r, json, &ev, &obj, err, sizeof err);
+	report(rc == 0, name, "%s", err);
+	event_clear(&ev);
+	json_decref(obj);
+}
+
+#define BASE "\"id\":\"e1\",\"type\":\"view\",\"ts\":\"2026-11-20T20:15:00+08:00\""
+
+static void test_event(void)
+{
+	struct rules *r = default_rules();
+	if (!r)
+		return;
+
+	/* The full example record of the design. */
+	struct event ev;
+	json_t *obj;
+	char err[256] = "";
+	int rc = check_json(r,
+		"{\"id\":\"ord-9001\",\"type\":\"order\",\"ts\":\"2026-11-20T20:15:00+08:00\","
+		"\"unionid\":\"oUn1\",\"external_userid\":\"wmA1\",\"phone\":\"+86 138-0013-8000\","
+		"\"item\":\"SKU-A\",\"amount\":\"199.00\",\"channel\":\"miniprogram\",\"props\":{\"qty\":2},"
+		"\"color\":\"red\",\"staff\":\"\"}",
+		&ev, &obj, err, sizeof err);
+	report(rc == 0, "event_from_json accepts the design's order record", "%s", err);
+	if (rc == 0) {
+		expect_str("event id", "ord-9001", ev.id);
+		expect_str("event type", "order", ev.type);
+		expect_int("event ts", 1795176900, ev.ts);
+		expect_str("event item", "SKU-A", ev.item);
+		expect_str("event channel", "miniprogram", ev.channel);
+		expect_str("empty staff is absent", NULL, ev.staff);
+		expect_int("event has_amount", 1, ev.has_amount);
+		expect_int("event amount in fen", 19900, ev.amount);
+		expect_int("event has three identifiers", 3, ev.nids);
+		const char *phone = NULL, *unionid = NULL;
+		for (int i = 0; i < ev.nids; i++) {
+			if (strcmp(ev.ids[i].kind->name, "phone") == 0)
+				phone = ev.ids[i].value;
+			if (strcmp(ev.ids[i].kind->name, "unionid") == 0)
+				unionid = ev.ids[i].value;
+		}
+		expect_str("phone normalised (+86, spaces, dashes dropped)", "13800138000", phone);
+		expect_str("unionid identifier", "oUn1", unionid);
+		report(ev.props && json_integer_value(json_object_get(ev.props, "qty")) == 2,
+		       "props keeps the props object", NULL);
+		report(ev.props && json_is_string(json_object_get(ev.props, "color")),
+		       "props keeps an unknown top-level field", NULL);
+		report(ev.props && !json_object_get(ev.props, "unionid") && !json_object_get(ev.props, "amount"),
+		       "props leaves out identifiers and core fields", NULL);
+	}
+	event_clear(&ev);
+	json_decref(obj);
+
+	rc = check_json(r, "{\"id\":42,\"type\":\"order\",\"ts\":1795176900,\"member_id\":7,\"amount\":199.5,"
+	                   "\"ids\":{\"member_id\":\"7\",\"openid\":\"o1\"},\"expires\":\"2026-12-01T00:00:00Z\"}",
+	                &ev, &obj, err, sizeof err);
+	report(rc == 0, "event_from_json accepts numeric id, epoch ts, numeric identifier, number amount", "%s", err);
+	if (rc == 0) {
+		expect_str("numeric id as text", "42", ev.id);
+		expect_int("epoch ts", 1795176900, ev.ts);
+		expect_int("amount 199.5 as number", 19950, ev.amount);
+		expect_int("same identifier at top level and in ids counted once", 2, ev.nids);
+		expect_str("numeric member_id as text", "7", ev.nids > 0 ? ev.ids[0].value : NULL);
+		expect_int("expires parsed", 1796083200, ev.expires);
+		expect_int("has_expires", 1, ev.has_expires);
+		report(ev.props == NULL, "no props when nothing extra", NULL);
+	}
+	event_clear(&ev);
+	json_decref(obj);
+
+	ev_good(r, "a message with text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":0,\"unionid\":\"u\",\"text\":\"多少钱\"}");
+	ev_good(r, "an unknown type (kept as given)", "{\"id\":\"x\",\"type\":\"live_watch\",\"ts\":0,\"cookie_id\":\"c\"}");
+	ev_good(r, "an identifier only in ids", "{" BASE ",\"ids\":{\"anon_id\":\"a1\"}}");
+	ev_good(r, "a null optional field", "{" BASE ",\"unionid\":\"u\",\"item\":null,\"props\":null}");
+	ev_good(r, "a refund with amount", "{\"id\":\"r\",\"type\":\"refund\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"5\"}");
+
+	/* Not an object */
+	ev_bad(r, "a JSON array", "[1,2]", NULL);
+	/* id */
+	ev_bad(r, "a missing id", "{\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a null id", "{\"id\":null,\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "an empty id", "{\"id\":\"\",\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a boolean id", "{\"id\":true,\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a real-number id", "{\"id\":1.5,\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "an object id", "{\"id\":{},\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	{
+		char big[600];
+		memset(big, 'i', 300);
+		big[300] = '\0';
+		char json[800];
+		snprintf(json, sizeof json, "{\"id\":\"%s\",\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", big);
+		ev_bad(r, "an id of 300 bytes", json, "id");
+	}
+	/* type */
+	ev_bad(r, "a missing type", "{\"id\":\"e\",\"ts\":0,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "an empty type", "{\"id\":\"e\",\"type\":\"\",\"ts\":0,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "a numeric type", "{\"id\":\"e\",\"type\":5,\"ts\":0,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "an upper-case type", "{\"id\":\"e\",\"type\":\"Order\",\"ts\":0,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "a type with a dash", "{\"id\":\"e\",\"type\":\"add-cart\",\"ts\":0,\"unionid\":\"u\"}", "type");
+	/* ts */
+	ev_bad(r, "a missing ts", "{\"id\":\"e\",\"type\":\"view\",\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "an empty ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"\",\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "a boolean ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":true,\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "a real-number ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":1.5,\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "a negative epoch ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":-1,\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "an epoch ts past year 9999", "{\"id\":\"e\",\"type\":\"view\",\"ts\":253402300800,\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "an impossible date 2026-02-30", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"2026-02-30T10:00:00+08:00\",\"unionid\":\"u\"}", "impossible date");
+	ev_bad(r, "ts in words", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"yesterday\",\"unionid\":\"u\"}", "ts");
+	/* optional strings */
+	ev_bad(r, "a numeric item", "{" BASE ",\"unionid\":\"u\",\"item\":5}", "item");
+	ev_bad(r, "an object channel", "{" BASE ",\"unionid\":\"u\",\"channel\":{}}", "channel");
+	ev_bad(r, "an array text", "{" BASE ",\"unionid\":\"u\",\"text\":[\"a\"]}", "text");
+	ev_bad(r, "a boolean staff", "{" BASE ",\"unionid\":\"u\",\"staff\":true}", "staff");
+	ev_bad(r, "a numeric group_id", "{" BASE ",\"unionid\":\"u\",\"group_id\":1}", "group_id");
+	/* money */
+	ev_bad(r, "amount 1.005", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"1.005\"}", "amount");
+	ev_bad(r, "amount 1.005 as number", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":1.005}", "amount");
+	ev_bad(r, "a negative amount string", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"-5\"}", "amount");
+	ev_bad(r, "a negative amount number", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":-5}", "amount");
+	ev_bad(r, "amount garbage", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"abc\"}", "amount");
+	ev_bad(r, "amount with currency sign", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"¥199\"}", "amount");
+	ev_bad(r, "a boolean amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":true}", "amount");
+	ev_bad(r, "an array amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":[1]}", "amount");
+	ev_bad(r, "bad money on a non-order", "{" BASE ",\"unionid\":\"u\",\"amount\":\"1.2.3\"}", "amount");
+	/* expires */
+	ev_bad(r, "an impossible expires", "{\"id\":\"c\",\"type\":\"coupon_claim\",\"ts\":0,\"unionid\":\"u\",\"expires\":\"2025-02-29\"}", "expires");
+	ev_bad(r, "a boolean expires", "{\"id\":\"c\",\"type\":\"coupon_claim\",\"ts\":0,\"unionid\":\"u\",\"expires\":false}", "expires");
+	/* checked types */
+	ev_bad(r, "an order without amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\"}", "amount");
+	ev_bad(r, "an order with an empty amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"\"}", "amount");
+	ev_bad(r, "an order with a null amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":null}", "amount");
+	ev_bad(r, "a refund without amount", "{\"id\":\"o\",\"type\":\"refund\",\"ts\":0,\"unionid\":\"u\"}", "amount");
+	ev_bad(r, "a message without text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":0,\"unionid\":\"u\"}", "text");
+	ev_bad(r, "a message with empty text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":0,\"unionid\":\"u\",\"text\":\"\"}", "text");
+	/* identifiers */
+	ev_bad(r, "no identifier", "{" BASE "}", "identifier");
+	ev_bad(r, "only empty identifiers", "{" BASE ",\"unionid\":\"\",\"phone\":null}", "identifier");
+	ev_bad(r, "an unknown top-level kind is not an identifier", "{" BASE ",\"weibo_uid\":\"w1\"}", "identifier");
+	ev_bad(r, "an object identifier", "{" BASE ",\"unionid\":{}}", "unionid");
+	ev_bad(r, "a boolean identifier", "{" BASE ",\"openid\":true}", "openid");
+	ev_bad(r, "a real-number identifier", "{" BASE ",\"member_id\":1.5}", "member_id");
+	{
+		char big[400], json[600];
+		memset(big, 'u', 300);
+		big[300] = '\0';
+		snprintf(json, sizeof json, "{" BASE ",\"unionid\":\"%s\"}", big);
+		ev_bad(r, "an identifier of 300 bytes", json, "unionid");
+	}
+	ev_bad(r, "a phone with letters", "{" BASE ",\"phone\":\"138abc\"}", "phone");
+	ev_bad(r, "a phone too short", "{" BASE ",\"phone\":\"12\"}", "phone");
+	ev_bad(r, "an unknown kind in ids", "{" BASE ",\"ids\":{\"weibo_uid\":\"w1\"}}", "weibo_uid");
+	ev_bad(r, "an unknown kind in ids next to a good identifier", "{" BASE ",\"unionid\":\"u\",\"ids\":{\"weibo_uid\":\"w1\"}}", "weibo_uid");
+	ev_bad(r, "ids as an array", "{" BASE ",\"unionid\":\"u\",\"ids\":[\"u\"]}", "ids");
+	ev_bad(r, "ids as a string", "{" BASE ",\"unionid\":\"u\",\"ids\":\"u\"}", "ids");
+	ev_bad(r, "a wrong-typed value in ids", "{" BASE ",\"ids\":{\"unionid\":[1]}}", "unionid");
+	/* props */
+	ev_bad(r, "props as an array", "{" BASE ",\"unionid\":\"u\",\"props\":[1]}", "props");
+	ev_bad(r, "props as a string", "{" BASE ",\"unionid\":\"u\",\"props\":\"x\"}", "props");
+
+	rules_free(r);
+}
+
+/* ------------------------------------------------ identity and ingest */
+
+struct fx {
+	sqlite3 *db;
+	struct rules *r;
+	struct ingest *in;
+	struct ingest_stats st;
+	char rules_path[64];
+};
+
+static int fx_open(struct fx *f, int batch, const char *rules_text)
+{
+	memset(f, 0, sizeof *f);
+	if (rules_text) {
+		snprintf(f->rules_path, sizeof f->rules_path, "/tmp/smr-unit-rules-XXXXXX");
+		int fd = mkstemp(f->rules_path);
+		if (fd < 0 || write(fd, rules_text, strlen(rules_text)) != (ssize_t)strlen(rules_text)) {
+			report(0, "write a temporary rules file", "mkstemp/write failed");
+			return -1;
+		}
+		close(fd);
+		f->r = rules_load(f->rules_path, 1);
+		unlink(f->rules_path);
+		if (!f->r) {
+			report(0, "rules_load of a temporary rules file", "returned NULL");
+			return -1;
+		}
+	} else {
+		f->r = default_rules();
+		if (!f->r)
+			return -1;
+	}
+	f->db = db_open(":memory:");
+	f->in = ingest_open(f->db, f->r, 1800000000, batch);
+	return 0;
+}
+
+static void fx_close(struct fx *f)
+{
+	if (f->in)
+		ingest_close(f->in, &f->st);
+	f->in = NULL;
+}
+
+static void fx_free(struct fx *f)
+{
+	fx_close(f);
+	if (f->db)
+		db_close(f->db);
+	rules_free(f->r);
+	memset(f, 0, sizeof *f);
+}
+
+/* Ingest one JSON record; returns ingest_event's result, or -1 if the record
+ * itself is rejected (reported as a failure of the test setup). */
+static int ing(struct fx *f, const char *json)
+{
+	struct event ev;
+	json_t *obj;
+	char err[256] = "";
+	int rc = check_json(f->r, json, &ev, &obj, err, sizeof err);
+	if (rc != 0) {
+		report(0, "test record accepted", "%s: %s", err, json);
+		json_decref(obj);
+		return -1;
+	}
+	rc = ingest_event(f->in, &ev);
+	event_clear(&ev);
+	json_decref(obj);
+	return rc;
+}
+
+
+static int64_t q(sqlite3 *db, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *sql = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	sqlite3_stmt *st = NULL;
+	int64_t v = -999999;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		printf("FAIL - query prepares (%s: %s)\n", sqlite3_errmsg(db), sql);
+		nfail++;
+	} else if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return v;
+}
+
+/* A text rendering of the whole resolved state, to compare runs. */
+static char *state_text(sqlite3 *db)
+{
+	static const char *const sql =
+		"SELECT group_concat(x, '\n') FROM ("
+		" SELECT 'e ' || id || ' ' || pid AS x FROM (SELECT id, pid FROM event ORDER BY id)"
+		" UNION ALL SELECT x FROM (SELECT 'i ' || kind || ' ' || value || ' ' || pid AS x FROM identity ORDER BY kind, value)"
+		" UNION ALL SELECT x FROM (SELECT 'p ' || pid || ' ' || events || ' ' || orders || ' ' || spend || ' ' || refunds"
+		"   || ' ' || refunded || ' ' || coalesce(first_order_at, '-') || ' ' || coalesce(last_order_at, '-')"
+		"   || ' ' || coalesce(first_seen, '-') || ' ' || coalesce(last_seen, '-') AS x FROM person ORDER BY pid)"
+		" UNION ALL SELECT x FROM (SELECT 't ' || pid || ' ' || type || ' ' || n || ' ' || first_ts || ' ' || last_ts AS x"
+		"   FROM person_type ORDER BY pid, type))";
+	sqlite3_stmt *st = NULL;
+	char *out = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_text(st, 0))
+		out = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out ? out : xstrdup("");
+}
+
+/* Facts, person_type, orphans and per-kind limits agree with the events. */
+static void check_invariants(struct fx *f, const char *label)
+{
+	char name[200];
+	sqlite3 *db = f->db;
+	snprintf(name, sizeof name, "%s: person facts equal a recount of their events", label);
+	expect_int(name, 0, q(db,
+		"SELECT count(*) FROM person p WHERE "
+		" events != (SELECT count(*) FROM event e WHERE e.pid = p.pid)"
+		" OR orders != (SELECT count(*) FROM event e WHERE e.pid = p.pid AND type = 'order')"
+		" OR spend != (SELECT coalesce(sum(amount), 0) FROM event e WHERE e.pid = p.pid AND type = 'order')"
+		" OR refunds != (SELECT count(*) FROM event e WHERE e.pid = p.pid AND type = 'refund')"
+		" OR refunded != (SELECT coalesce(sum(amount), 0) FROM event e WHERE e.pid = p.pid AND type = 'refund')"
+		" OR first_order_at IS NOT (SELECT min(ts) FROM event e WHERE e.pid = p.pid AND type = 'order')"
+		" OR last_order_at IS NOT (SELECT max(ts) FROM event e WHERE e.pid = p.pid AND type = 'order')"
+		" OR first_seen IS NOT (SELECT min(ts) FROM event e WHERE e.pid = p.pid)"
+		" OR last_seen IS NOT (SELECT max(ts) FROM event e WHERE e.pid = p.pid)"));
+	snprintf(name, sizeof name, "%s: person_type equals a recount of events", label);
+	expect_int(name, 0, q(db,
+		"SELECT (SELECT count(*) FROM (SELECT pid, type, n, first_ts, last_ts FROM person_type EXCEPT"
+		"  SELECT pid, type, count(*), min(ts), max(ts) FROM event GROUP BY pid, type))"
+		" + (SELECT count(*) FROM (SELECT pid, type, count(*), min(ts), max(ts) FROM event GROUP BY pid, type EXCEPT"
+		"  SELECT pid, type, n, first_ts, last_ts FROM person_type))"));
+	snprintf(name, sizeof name, "%s: no event, identity or person_type of a missing person", label);
+	expect_int(name, 0, q(db,
+		"SELECT (SELECT count(*) FROM event WHERE pid NOT IN (SELECT pid FROM person))"
+		" + (SELECT count(*) FROM identity WHERE pid NOT IN (SELECT pid FROM person))"
+		" + (SELECT count(*) FROM person_type WHERE pid NOT IN (SELECT pid FROM person))"));
+	snprintf(name, sizeof name, "%s: every person holds an identifier", label);
+	expect_int(name, 0, q(db, "SELECT count(*) FROM person WHERE pid NOT IN (SELECT pid FROM identity)"));
+	int over = 0;
+	for (size_t k = 0; k < f->r->nkinds; k++)
+		if (f->r->kinds[k].max > 0)
+			over += (int)q(db, "SELECT count(*) FROM (SELECT pid FROM identity WHERE kind = %Q GROUP BY pid HAVING count(*) > %d)",
+			               f->r->kinds[k].name, f->r->kinds[k].max);
+	snprintf(name, sizeof name, "%s: no person holds more identifiers of a kind than its max", label);
+	expect_int(name, 0, over);
+}
+
+#define T0 1795176900 /* 2026-11-20T20:15:00+08:00 */
+
+static void test_attach(void)
+{
+	struct fx f;
+	if (fx_open(&f, 0, NULL))
+		return;
+	ing(&f, "{\"id\":\"a1\",\"type\":\"view\",\"ts\":1795176900,\"unionid\":\"u1\"}");
+	ing(&f, "{\"id\":\"a2\",\"type\":\"view\",\"ts\":1795176901,\"unionid\":\"u1\",\"phone\":\"13800000001\",\"openid\":\"o1\"}");
+	ing(&f, "{\"id\":\"a3\",\"type\":\"view\",\"ts\":1795176902,\"phone\":\"+86 138-0000-0001\"}");
+	ing(&f, "{\"id\":\"a4\",\"type\":\"view\",\"ts\":1795176903,\"openid\":\"o2\",\"phone\":\"13800000001\"}");
+	fx_close(&f);
+	expect_int("attach: one person for one human", 1, q(f.db, "SELECT count(*) FROM person"));
+	expect_int("attach: new identifiers attach to the person found", 4, q(f.db, "SELECT count(*) FROM identity WHERE pid = 1"));
+	expect_int("attach: a normalised phone finds its person", 4, q(f.db, "SELECT count(*) FROM event WHERE pid = 1"));
+	expect_int("attach: openid has no limit (two on one person)", 2, q(f.db, "SELECT count(*) FROM identity WHERE kind = 'openid' AND pid = 1"));
+	expect_int("attach: identity.first_seen is the event time", 1795176901, q(f.db, "SELECT first_seen FROM identity WHERE kind = 'phone'"));
+	expect_int("attach: stats new_persons", 1, f.st.new_persons);
+	expect_int("attach: stats merges", 0, f.st.merges);
+	expect_int("attach: stats conflicts", 0, f.st.conflicts);
+	expect_int("attach: stats inserted", 4, f.st.inserted);
+	check_invariants(&f, "attach");
+	fx_free(&f);
+}
+
+static void test_dedup(void)
+{
+	struct fx f;
+	if (fx_open(&f, 2, NULL))
+		return;
+	int a = ing(&f, "{\"id\":\"d1\",\"type\":\"order\",\"ts\":1795176900,\"unionid\":\"u1\",\"amount\":10}");
+	int b = ing(&f, "{\"id\":\"d1\",\"type\":\"order\",\"ts\":1795176900,\"unionid\":\"u1\",\"amount\":10}");
+	ing(&f, "{\"id\":\"d2\",\"type\":\"view\",\"ts\":1795176900,\"unionid\":\"u1\"}");
+	ing(&f, "{\"id\":\"d3\",\"type\":\"view\",\"ts\":1795176900,\"unionid\":\"u1\"}");
+	/* Same id in a later batch, with another identifier: still a duplicate,
+	 * and the identifier must not attach. */
+	int c = ing(&f, "{\"id\":\"d1\",\"type\":\"order\",\"ts\":1795176900,\"unionid\":\"u9\",\"amount\":10}");
+	fx_close(&f);
+	expect_int("dedup: first insert returns 1", 1, a);
+	expect_int("dedup: same id in the same batch returns 0", 0, b);
+	expect_int("dedup: same id in a later batch returns 0", 0, c);
+	expect_int("dedup: stats duplicates", 2, f.st.duplicates);
+	expect_int("dedup: stats inserted", 3, f.st.inserted);
+	expect_int("dedup: one row per id", 3, q(f.db, "SELECT count(*) FROM event"));
+	expect_int("dedup: a duplicate creates no person", 1, q(f.db, "SELECT count(*) FROM person"));
+	expect_int("dedup: a duplicate attaches no identifier", 0, q(f.db, "SELECT count(*) FROM identity WHERE value = 'u9'"));
+	expect_int("dedup: order counted once", 1, q(f.db, "SELECT orders FROM person"));
+	check_invariants(&f, "dedup");
+	fx_free(&f);
+}
+
+static void test_merge(void)
+{
+	struct fx f;
+	if (fx_open(&f, 2, NULL))
+		return;
+	/* p1: unionid uA; p2: phone PB (with an order, a profile and a view);
+	 * p3: member mC. Then one event names all three. */
+	ing(&f, "{\"id\":\"m1\",\"type\":\"order\",\"ts\":1795176900,\"unionid\":\"uA\",\"amount\":\"100.00\"}");
+	ing(&f, "{\"id\":\"m2\",\"type\":\"order\",\"ts\":1795176800,\"phone\":\"13900000002\",\"amount\":\"50.50\"}");
+	ing(&f, "{\"id\":\"m3\",\"type\":\"profile\",\"ts\":1795176801,\"phone\":\"13900000002\",\"nickname\":\"小王\"}");
+	ing(&f, "{\"id\":\"m4\",\"type\":\"view\",\"ts\":1795177000,\"member_id\":\"mC\"}");
+	ing(&f, "{\"id\":\"m5\",\"type\":\"view\",\"ts\":1795176950,\"phone\":\"13900000002\"}");
+	/* A tag and its log on person 2 (as smr-tag would write them). */
+	ingest_commit(f.in);
+	sqlite3_exec(f.db, "INSERT INTO tag(pid, tag, since, source) VALUES (2, 'vip', 100, 'manual'), (1, 'vip', 50, 'manual'),"
+	                   " (2, 'cart_A', 200, 'rule');"
+	                   "INSERT INTO tag_log(pid, tag, op, at, source) VALUES (2, 'cart_A', 'add', 200, 'rule')", NULL, NULL, NULL);
+	int64_t before = q(f.db, "SELECT count(*) FROM person");
+	/* The merging event names the highest pid first. */
+	ing(&f, "{\"id\":\"m6\",\"type\":\"click\",\"ts\":1795177100,\"member_id\":\"mC\",\"phone\":\"13900000002\",\"unionid\":\"uA\"}");
+	ing(&f, "{\"id\":\"m7\",\"type\":\"order\",\"ts\":1795170000,\"phone\":\"13900000002\",\"amount\":\"1.01\"}");
+	fx_close(&f);
+	expect_int("merge: three persons before the merging event", 3, before);
+	expect_int("merge: one person after", 1, q(f.db, "SELECT count(*) FROM person"));
+	expect_int("merge: the lowest pid survives", 1, q(f.db, "SELECT pid FROM person"));
+	expect_int("merge: every event moved to the survivor", 7, q(f.db, "SELECT count(*) FROM event WHERE pid = 1"));
+	expect_int("merge: every identity moved to the survivor", 3, q(f.db, "SELECT count(*) FROM identity WHERE pid = 1"));
+	expect_int("merge: stats merges", 2, f.st.merges);
+	expect_int("merge: stats new_persons", 3, f.st.new_persons);
+	expect_int("merge: stats conflicts", 0, f.st.conflicts);
+	expect_int("merge: two merge_log rows", 2, q(f.db, "SELECT count(*) FROM merge_log"));
+	expect_int("merge: merge_log names survivor 1 and merged 2", 1,
+	           q(f.db, "SELECT count(*) FROM merge_log WHERE survivor = 1 AND merged = 2 AND event_id = 'm6' AND at = 1800000000"));
+	expect_int("merge: merge_log names survivor 1 and merged 3", 1,
+	           q(f.db, "SELECT count(*) FROM merge_log WHERE survivor = 1 AND merged = 3 AND event_id = 'm6'"));
+	expect_int("merge: merge_log records the joining identifier", 1,
+	           q(f.db, "SELECT count(*) FROM merge_log WHERE merged = 2 AND kind = 'phone' AND value = '13900000002'"));
+	expect_int("merge: facts orders", 3, q(f.db, "SELECT orders FROM person WHERE pid = 1"));
+	expect_int("merge: facts spend in fen", 10000 + 5050 + 101, q(f.db, "SELECT spend FROM person WHERE pid = 1"));
+	expect_int("merge: facts events", 7, q(f.db, "SELECT events FROM person WHERE pid = 1"));
+	expect_int("merge: facts first_order_at", 1795170000, q(f.db, "SELECT first_order_at FROM person WHERE pid = 1"));
+	expect_int("merge: facts last_order_at", 1795176900, q(f.db, "SELECT last_order_at FROM person WHERE pid = 1"));
+	expect_int("merge: facts first_seen", 1795170000, q(f.db, "SELECT first_seen FROM person WHERE pid = 1"));
+	expect_int("merge: facts last_seen", 1795177100, q(f.db, "SELECT last_seen FROM person WHERE pid = 1"));
+	expect_int("merge: person_type order n", 3, q(f.db, "SELECT n FROM person_type WHERE pid = 1 AND type = 'order'"));
+	expect_int("merge: person_type view n", 2, q(f.db, "SELECT n FROM person_type WHERE pid = 1 AND type = 'view'"));
+	expect_int("merge: person_type of merged persons removed", 0, q(f.db, "SELECT count(*) FROM person_type WHERE pid != 1"));
+	expect_int("merge: profile attributes move to the survivor", 1,
+	           q(f.db, "SELECT json_extract(attrs, '$.nickname') = '小王' FROM person WHERE pid = 1"));
+	expect_int("merge: tags move to the survivor", 2, q(f.db, "SELECT count(*) FROM tag WHERE pid = 1"));
+	expect_int("merge: a tag both held keeps the earlier since", 50, q(f.db, "SELECT since FROM tag WHERE pid = 1 AND tag = 'vip'"));
+	expect_int("merge: no tag left on a merged person", 0, q(f.db, "SELECT count(*) FROM tag WHERE pid != 1"));
+	expect_int("merge: tag_log moves to the survivor", 1, q(f.db, "SELECT count(*) FROM tag_log WHERE pid = 1 AND tag = 'cart_A'"));
+	check_invariants(&f, "merge");
+	fx_free(&f);
+}
+
+static void test_recycled_phone(void)
+{
+	struct fx f;
+	if (fx_open(&f, 0, NULL))
+		return;
+	ing(&f, "{\"id\":\"r1\",\"type\":\"order\",\"ts\":1795176900,\"unionid\":\"u1\",\"phone\":\"13700000000\",\"amount\":5}");
+	ing(&f, "{\"id\":\"r2\",\"type\":\"order\",\"ts\":1795176999,\"unionid\":\"u2\",\"phone\":\"13700000000\",\"amount\":7}");
+	fx_close(&f);
+	int64_t p1 = q(f.db, "SELECT pid FROM identity WHERE kind = 'unionid' AND value = 'u1'");
+	int64_t p2 = q(f.db, "SELECT pid FROM identity WHERE kind = 'unionid' AND value = 'u2'");
+	expect_int("recycled phone: two persons, no merge", 2, q(f.db, "SELECT count(*) FROM person"));
+	report(p1 > 0 && p2 > 0 && p1 != p2, "recycled phone: u1 and u2 on different persons", "u1 -> %" PRId64 ", u2 -> %" PRId64, p1, p2);
+	expect_int("recycled phone: the event goes to u2's person", p2, q(f.db, "SELECT pid FROM event WHERE id = 'r2'"));
+	expect_int("recycled phone: the phone stays with u1's person", p1, q(f.db, "SELECT pid FROM identity WHERE kind = 'phone'"));
+	expect_int("recycled phone: stats merges", 0, f.st.merges);
+	expect_int("recycled phone: stats conflicts", 1, f.st.conflicts);
+	expect_int("recycled phone: no merge_log row", 0, q(f.db, "SELECT count(*) FROM merge_log"));
+	expect_int("recycled phone: one conflict_log row", 1, q(f.db, "SELECT count(*) FROM conflict_log"));
+	expect_int("recycled phone: conflict_log names event, person, phone and the other person", 1,
+	           q(f.db, "SELECT count(*) FROM conflict_log WHERE event_id = 'r2' AND pid = %lld AND kind = 'phone'"
+	                   " AND value = '13700000000' AND other_pid = %lld AND reason != ''", (long long)p2, (long long)p1));
+	expect_int("recycled phone: u2's person has its own order facts", 700, q(f.db, "SELECT spend FROM person WHERE pid = %lld", (long long)p2));
+	expect_int("recycled phone: u1's facts untouched", 500, q(f.db, "SELECT spend FROM person WHERE pid = %lld", (long long)p1));
+	check_invariants(&f, "recycled phone");
+	fx_free(&f);
+}
+
+static void test_shared_cookie(void)
+{
+	struct fx f;
+	if (fx_open(&f, 7, NULL))
+		return;
+	char json[256];
+	for (int i = 0; i < 50; i++) {
+		snprintf(json, sizeof json, "{\"id\":\"c%d\",\"type\":\"view\",\"ts\":%d,\"unionid\":\"u%d\",\"cookie_id\":\"shared-device\"}",
+		         i, T0 + i, i);
+		ing(&f, json);
+	}
+	/* The same people seen again with the shared cookie and their phone. */
+	for (int i = 0; i < 50; i++) {
+		snprintf(json, sizeof json, "{\"id\":\"d%d\",\"type\":\"view\",\"ts\":%d,\"unionid\":\"u%d\",\"phone\":\"1390000%04d\",\"cookie_id\":\"shared-device\"}",
+		         i, T0 + 100 + i, i, i);
+		ing(&f, json);
+	}
+	fx_close(&f);
+	expect_int("shared cookie: 50 unionids stay 50 persons", 50, q(f.db, "SELECT count(*) FROM person"));
+	expect_int("shared cookie: each unionid on its own person", 50, q(f.db, "SELECT count(DISTINCT pid) FROM identity WHERE kind = 'unionid'"));
+	expect_int("shared cookie: the cookie belongs to one person", 1, q(f.db, "SELECT count(*) FROM identity WHERE kind = 'cookie_id'"));
+	expect_int("shared cookie: every person has exactly its 2 events", 50, q(f.db, "SELECT count(*) FROM person WHERE events = 2"));
+	expect_int("shared cookie: phones attach to their own persons", 50,
+	           q(f.db, "SELECT count(*) FROM identity p JOIN identity u ON p.pid = u.pid AND u.kind = 'unionid'"
+	                   " WHERE p.kind = 'phone' AND substr(p.value, 8) + 0 = substr(u.value, 2) + 0"));
+	expect_int("shared cookie: no merges", 0, f.st.merges);
+	expect_int("shared cookie: conflicts logged", 98, q(f.db, "SELECT count(*) FROM conflict_log WHERE kind = 'cookie_id'"));
+	check_invariants(&f, "shared cookie");
+	fx_free(&f);
+}
+
+static void test_cookie_limit(void)
+{
+	struct fx f;
+	if (fx_open(&f, 0, NULL))
+		return;
+	char json[256];
+	for (int i = 1; i <= 7; i++) {
+		snprintf(json, sizeof json, "{\"id\":\"k%d\",\"type\":\"view\",\"ts\":%d,\"unionid\":\"u1\",\"cookie_id\":\"ck%d\"}", i, T0 + i, i);
+		ing(&f, json);
+	}
+	fx_close(&f);
+	expect_int("default cookie_id max 5: five cookies attach", 5, q(f.db, "SELECT count(*) FROM identity WHERE kind = 'cookie_id'"));
+	expect_int("default cookie_id max 5: all events on the one person", 7, q(f.db, "SELECT count(*) FROM event WHERE pid = 1"));
+	expect_int("default cookie_id max 5: two left out, logged", 2,
+	           q(f.db, "SELECT count(*) FROM conflict_log WHERE kind = 'cookie_id' AND value IN ('ck6', 'ck7') AND pid = 1"));
+	check_invariants(&f, "cookie limit");
+	fx_free(&f);
+
+	if (fx_open(&f, 0, "identity cookie_id max 2\nidentity weibo_uid priority 3 max 1\n"))
+		return;
+	for (int i = 1; i <= 3; i++) {
+		snprintf(json, sizeof json, "{\"id\":\"k%d\",\"type\":\"view\",\"ts\":%d,\"unionid\":\"u1\",\"cookie_id\":\"ck%d\"}", i, T0 + i, i);
+		ing(&f, json);
+	}
+	ing(&f, "{\"id\":\"w1\",\"type\":\"view\",\"ts\":1795176900,\"ids\":{\"weibo_uid\":\"wb1\"},\"phone\":\"13600000000\"}");
+	ing(&f, "{\"id\":\"w2\",\"type\":\"view\",\"ts\":1795176901,\"ids\":{\"weibo_uid\":\"wb2\"},\"phone\":\"13600000000\"}");
+	ing(&f, "{\"id\":\"w3\",\"type\":\"view\",\"ts\":1795176902,\"weibo_uid\":\"wb2\"}");
+	fx_close(&f);
+	expect_int("rules cookie_id max 2: two cookies attach", 2, q(f.db, "SELECT count(*) FROM identity WHERE kind = 'cookie_id'"));
+	expect_int("rules cookie_id max 2: third cookie logged", 1, q(f.db, "SELECT count(*) FROM conflict_log WHERE value = 'ck3'"));
+	int64_t pw1 = q(f.db, "SELECT pid FROM identity WHERE kind = 'weibo_uid' AND value = 'wb1'");
+	int64_t pw2 = q(f.db, "SELECT pid FROM identity WHERE kind = 'weibo_uid' AND value = 'wb2'");
+	report(pw1 > 0 && pw2 > 0 && pw1 != pw2, "rules weibo_uid max 1: two weibo_uids never share a person",
+	       "wb1 -> %" PRId64 ", wb2 -> %" PRId64, pw1, pw2);
+	expect_int("rules weibo_uid priority 3 beats phone: event goes to wb2's person", pw2, q(f.db, "SELECT pid FROM event WHERE id = 'w2'"));
+	expect_int("declared kind usable as a top-level field", pw2, q(f.db, "SELECT pid FROM event WHERE id = 'w3'"));
+	expect_int("rules: phone stays with wb1's person", pw1, q(f.db, "SELECT pid FROM identity WHERE kind = 'phone'"));
+	check_invariants(&f, "rules limits");
+	fx_free(&f);
+}
+
+/* Facts stay right when merges happen across batch boundaries. */
+static void test_facts_batches(void)
+{
+	static const char *const recs[] = {
+		"{\"id\":\"f1\",\"type\":\"order\",\"ts\":1795000000,\"unionid\":\"u1\",\"amount\":\"100.00\"}",
+		"{\"id\":\"f2\",\"type\":\"order\",\"ts\":1795100000,\"phone\":\"13500000000\",\"amount\":\"50.50\"}",
+		"{\"id\":\"f3\",\"type\":\"order\",\"ts\":1795200000,\"phone\":\"13500000000\",\"amount\":1.01}",
+		"{\"id\":\"f4\",\"type\":\"view\",\"ts\":1795300000,\"member_id\":\"m1\"}",
+		"{\"id\":\"f5\",\"type\":\"add_cart\",\"ts\":1795300001,\"member_id\":\"m1\",\"item\":\"SKU-A\"}",
+		"{\"id\":\"f6\",\"type\":\"view\",\"ts\":1795400000,\"unionid\":\"u1\",\"phone\":\"13500000000\"}",
+		"{\"id\":\"f7\",\"type\":\"order\",\"ts\":1794000000,\"unionid\":\"u1\",\"amount\":9.99}",
+		"{\"id\":\"f8\",\"type\":\"refund\",\"ts\":1795500000,\"unionid\":\"u1\",\"amount\":\"10\"}",
+		"{\"id\":\"f9\",\"type\":\"order\",\"ts\":1795600000,\"member_id\":\"m1\",\"amount\":\"0.50\"}",
+		"{\"id\":\"f10\",\"type\":\"view\",\"ts\":1795700000,\"member_id\":\"m1\",\"openid\":\"o1\",\"unionid\":\"u1\"}",
+		"{\"id\":\"f11\",\"type\":\"order\",\"ts\":1795800000,\"openid\":\"o1\",\"amount\":\"2\"}",
+	};
+	static const int batches[] = {1, 2, 3, 4, 5000};
+	char *first = NULL;
+	for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+		struct fx f;
+		char label[64], name[160];
+		snprintf(label, sizeof label, "facts (batch %d)", batches[b]);
+		if (fx_open(&f, batches[b], NULL))
+			return;
+		for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
+			ing(&f, recs[i]);
+		fx_close(&f);
+		snprintf(name, sizeof name, "%s: one person", label);
+		expect_int(name, 1, q(f.db, "SELECT count(*) FROM person"));
+		snprintf(name, sizeof name, "%s: orders", label);
+		expect_int(name, 6, q(f.db, "SELECT orders FROM person"));
+		snprintf(name, sizeof name, "%s: spend in fen", label);
+		expect_int(name, 10000 + 5050 + 101 + 999 + 50 + 200, q(f.db, "SELECT spend FROM person"));
+		snprintf(name, sizeof name, "%s: refunds and refunded", label);
+		expect_int(name, 1001000, q(f.db, "SELECT refunds * 1000000 + refunded FROM person"));
+		snprintf(name, sizeof name, "%s: first order", label);
+		expect_int(name, 1794000000, q(f.db, "SELECT first_order_at FROM person"));
+		snprintf(name, sizeof name, "%s: last order", label);
+		expect_int(name, 1795800000, q(f.db, "SELECT last_order_at FROM person"));
+		snprintf(name, sizeof name, "%s: events", label);
+		expect_int(name, 11, q(f.db, "SELECT events FROM person"));
+		snprintf(name, sizeof name, "%s: first/last seen", label);
+		expect_int(name, 1, q(f.db, "SELECT first_seen = 1794000000 AND last_seen = 1795800000 FROM person"));
+		snprintf(name, sizeof name, "%s: per-type counts", label);
+		expect_int(name, 1, q(f.db, "SELECT (SELECT n FROM person_type WHERE type = 'order') = 6 AND"
+		                            " (SELECT n FROM person_type WHERE type = 'view') = 3 AND"
+		                            " (SELECT n FROM person_type WHERE type = 'add_cart') = 1 AND"
+		                            " (SELECT n FROM person_type WHERE type = 'refund') = 1"));
+		check_invariants(&f, label);
+		char *s = state_text(f.db);
+		if (!first) {
+			first = s;
+		} else {
+			snprintf(name, sizeof name, "%s: same end state as batch 1", label);
+			report(strcmp(first, s) == 0, name, "state differs");
+			free(s);
+		}
+		fx_free(&f);
+	}
+	free(first);
+}
+
+/* Many random events over small identifier pools, in different batch sizes:
+ * the end state is the same, and the invariants hold. */
+static uint64_t rng_state;
+static unsigned rnd(unsigned n)
+{
+	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (unsigned)((rng_state >> 33) % n);
+}
+
+static void test_random(void)
+{
+	static const int batches[] = {1, 7, 64, 5000};
+	static const char *const types[] = {"view", "click", "order", "refund", "add_cart", "order"};
+	char *first = NULL;
+	for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+		struct fx f;
+		char label[64], name[160], json[512];
+		snprintf(label, sizeof label, "random (batch %d)", batches[b]);
+		if (fx_open(&f, batches[b], NULL))
+			return;
+		rng_state = 42;
+		for (int i = 0; i < 1500; i++) {
+			int id = rnd(10) == 0 ? (int)rnd(i + 1) : i; /* some duplicates */
+			const char *type = types[rnd(6)];
+			int n = snprintf(json, sizeof json, "{\"id\":\"r%d\",\"type\":\"%s\",\"ts\":%u", id, type, 1790000000u + rnd(10000000));
+			if (strcmp(type, "order") == 0 || strcmp(type, "refund") == 0)
+				n += snprintf(json + n, sizeof json - (size_t)n, ",\"amount\":\"%u.%02u\"", rnd(500), rnd(100));
+			int nid = 1 + (int)rnd(3);
+			for (int k = 0; k < nid; k++) {
+				switch (rnd(5)) {
+				case 0: n += snprintf(json + n, sizeof json - (size_t)n, ",\"unionid\":\"u%u\"", rnd(150)); break;
+				case 1: n += snprintf(json + n, sizeof json - (size_t)n, ",\"phone\":\"1380000%04u\"", rnd(120)); break;
+				case 2: n += snprintf(json + n, sizeof json - (size_t)n, ",\"member_id\":\"m%u\"", rnd(80)); break;
+				case 3: n += snprintf(json + n, sizeof json - (size_t)n, ",\"cookie_id\":\"c%u\"", rnd(12)); break;
+				default: n += snprintf(json + n, sizeof json - (size_t)n, ",\"openid\":\"o%u\"", rnd(200)); break;
+				}
+			}
+			/* A kind drawn twice repeats a key: json_loads keeps the last. */
+			snprintf(json + n, sizeof json - (size_t)n, "}");
+			ing(&f, json);
+		}
+		fx_close(&f);
+		snprintf(name, sizeof name, "%s: read = inserted + duplicates", label);
+		expect_int(name, 1500, f.st.inserted + f.st.duplicates);
+		snprintf(name, sizeof name, "%s: one row per distinct id", label);
+		expect_int(name, f.st.inserted, q(f.db, "SELECT count(DISTINCT id) FROM event"));
+		snprintf(name, sizeof name, "%s: person count = new persons - merges", label);
+		expect_int(name, f.st.new_persons - f.st.merges, q(f.db, "SELECT count(*) FROM person"));
+		snprintf(name, sizeof name, "%s: merge_log has a row per merge", label);
+		expect_int(name, f.st.merges, q(f.db, "SELECT count(*) FROM merge_log"));
+		snprintf(name, sizeof name, "%s: merges happened (the test exercises them)", label);
+		report(f.st.merges > 10 && f.st.conflicts > 10, name, "merges %ld conflicts %ld", f.st.merges, f.st.conflicts);
+		check_invariants(&f, label);
+		char *s = state_text(f.db);
+		if (!first) {
+			first = s;
+		} else {
+			snprintf(name, sizeof name, "%s: same end state as batch 1", label);
+			report(strcmp(first, s) == 0, name, "state differs");
+			free(s);
+		}
+		fx_free(&f);
+	}
+	free(first);
+}
+
+static void test_schema(void)
+{
+	sqlite3 *db = db_open(":memory:");
+	expect_int("db_open: user_version is the schema version", SMR_SCHEMA_VERSION, q(db, "PRAGMA user_version"));
+	expect_int("db_open: identity(kind, value, pid) exists", 0, q(db, "SELECT count(*) FROM (SELECT kind, value, pid FROM identity)"));
+	expect_int("db_open: event(pid, type, ts, item, amount, text, props) exists", 0,
+	           q(db, "SELECT count(*) FROM (SELECT pid, type, ts, item, amount, text, props FROM event)"));
+	db_meta_set(db, "watermark", 77);
+	expect_int("db_meta_set then db_meta_get", 77, db_meta_get(db, "watermark", 5));
+	expect_int("db_meta_get default", 5, db_meta_get(db, "absent", 5));
+	db_close(db);
+}
+
+int main(void)
+{
+	smr_progname = "test-unit";
+	test_time();
+	test_time_format();
+	test_duration();
+	test_money();
+	test_utf8();
+	test_event();
+	test_schema();
+	test_attach();
+	test_dedup();
+	test_merge();
+	test_recycled_phone();
+	test_shared_cookie();
+	test_cookie_limit();
+	test_facts_batches();
+	test_random();
+	printf("%d passed, %d failed\n", npass, nfail);
+	return nfail ? 1 : 0;
+}
