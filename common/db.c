@@ -139,6 +139,23 @@ static void create_private(const char *path)
 	close(fd);
 }
 
+/* Switching to WAL needs an exclusive lock. SQLite does not wait in its
+ * busy handler here when another connection holds a write lock (waiting
+ * could deadlock), so wait ourselves, up to the busy timeout. */
+static void set_wal(sqlite3 *db)
+{
+	for (int waited = 0;; waited += 20) {
+		int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			return;
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+			db_fail(db, "journal_mode");
+		if (waited >= BUSY_TIMEOUT_MS)
+			db_fail(db, "journal_mode");
+		sqlite3_sleep(20);
+	}
+}
+
 sqlite3 *db_open(const char *path)
 {
 	opened_path = path;
@@ -149,7 +166,7 @@ sqlite3 *db_open(const char *path)
 		db_fail(db, "open");
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(db, 1);
-	db_exec(db, "PRAGMA journal_mode = WAL");
+	set_wal(db);
 	db_exec(db, "PRAGMA synchronous = NORMAL");
 	db_exec(db, "PRAGMA foreign_keys = OFF");
 	db_exec(db, "PRAGMA cache_size = -65536");

@@ -50,8 +50,9 @@ int money_from_double(double yuan, int64_t *fen)
 		return -1;
 	double f = yuan * 100.0;
 	double r = nearbyint(f);
-	/* A decimal with at most two places lands within this of an integer. */
-	if (fabs(f - r) > 1e-6 * (fabs(f) > 1 ? fabs(f) : 1))
+	/* A decimal with at most two places, read into a double and scaled,
+	 * lands within a few ulps of an integer; anything else is further. */
+	if (fabs(f - r) > 1e-9 * (fabs(f) > 1 ? fabs(f) : 1))
 		return -1;
 	*fen = (int64_t)r;
 	return 0;

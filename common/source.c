@@ -300,9 +300,14 @@ static int csv_next_row(struct source *s, struct record *rec)
 		size_t len;
 		char why[128];
 		if (line_to_utf8(s, (size_t)n, &text, &len, why, sizeof why) != 0) {
+			/* parse the line's structure anyway (quotes and commas are
+			 * ASCII), so that the record ends where it should */
 			set_rec_err(s, why);
-			text = "";
-			len = 0;
+			for (char *c = s->line; c < s->line + n; c++)
+				if ((unsigned char)*c >= 0x80)
+					*c = '?';
+			text = s->line;
+			len = (size_t)n;
 		}
 		if (csv_parse(&s->csv, text, len, on_field, on_row, s) != len ||
 		    csv_parse(&s->csv, "\n", 1, on_field, on_row, s) != 1) {

@@ -179,9 +179,10 @@ int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 		int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
 		if (digits(&p, 2, &oh))
 			return fail(err, errlen, "bad UTC offset", s);
-		if (*p == ':')
+		int colon = *p == ':';
+		if (colon)
 			p++;
-		if (*p && digits(&p, 2, &om))
+		if ((*p || colon) && digits(&p, 2, &om))
 			return fail(err, errlen, "bad UTC offset", s);
 		if (oh > 18 || om > 59)
 			return fail(err, errlen, "bad UTC offset", s);
