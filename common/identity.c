@@ -5,12 +5,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Facts recomputed from the person's events up to UPTO (the batch being
+ * ingested adds its own at commit). */
+#define NMERGE 10
+static const char *const merge_sql[NMERGE] = {
+	"UPDATE event SET pid = ?1 WHERE pid = ?2",
+	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
+	"INSERT INTO tag(pid, tag, since, source) SELECT ?1, tag, since, source FROM tag WHERE pid = ?2 "
+	"ON CONFLICT(pid, tag) DO UPDATE SET since = min(since, excluded.since)",
+	"DELETE FROM tag WHERE pid = ?2",
+	"UPDATE tag_log SET pid = ?1 WHERE pid = ?2",
+	"UPDATE person SET attrs = json_patch((SELECT attrs FROM person WHERE pid = ?2), attrs), "
+	"created_at = min(created_at, (SELECT created_at FROM person WHERE pid = ?2)) WHERE pid = ?1",
+	"DELETE FROM person_type WHERE pid IN (?1, ?2)",
+	"INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
+	"SELECT ?1, type, count(*), min(ts), max(ts) FROM event WHERE pid = ?1 AND eid <= ?3 GROUP BY type",
+	"UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
+	"(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "
+	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
+	"min(CASE WHEN type = 'order' THEN ts END), max(CASE WHEN type = 'order' THEN ts END), min(ts), max(ts) "
+	"FROM event WHERE pid = ?1 AND eid <= ?3) WHERE pid = ?1",
+	"DELETE FROM person WHERE pid = ?2",
+};
+
 struct idres {
 	sqlite3 *db;
 	const struct rules *rules;
 	sqlite3_stmt *lookup, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
+	sqlite3_stmt *merge[NMERGE];    /* prepared once: merges are a few percent of events */
 	struct idres_stats stats;
 };
+
+static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto);
 
 struct idres *idres_open(sqlite3 *db, const struct rules *r)
 {
@@ -25,6 +51,8 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 		"INSERT INTO merge_log(at, survivor, merged, event_id, kind, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	ir->log_conflict = db_prepare(db,
 		"INSERT INTO conflict_log(at, event_id, pid, kind, value, other_pid, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	for (int i = 0; i < NMERGE; i++)
+		ir->merge[i] = db_prepare(db, merge_sql[i]);
 	return ir;
 }
 
@@ -38,6 +66,8 @@ void idres_close(struct idres *ir)
 	sqlite3_finalize(ir->new_person);
 	sqlite3_finalize(ir->log_merge);
 	sqlite3_finalize(ir->log_conflict);
+	for (int i = 0; i < NMERGE; i++)
+		sqlite3_finalize(ir->merge[i]);
 	free(ir);
 }
 
@@ -122,12 +152,13 @@ static int decisive_ident(const struct event *ev, const int64_t *pids)
 	return best;
 }
 
-static void log_merge(struct idres *ir, const struct event *ev, int64_t to, int64_t from, int64_t now)
+static void log_merge(struct idres *ir, const struct event *ev, const int64_t *pids, int64_t to, int64_t from,
+                      int64_t now)
 {
 	sqlite3_stmt *st = ir->log_merge;
 	const struct ident *via = NULL;
 	for (int i = 0; i < ev->nids && !via; i++)
-		if (lookup(ir, &ev->ids[i]) == from)
+		if (pids[i] == from) /* looked up before any merge; FROM's identities have not moved */
 			via = &ev->ids[i];
 	db_bind_int(ir->db, st, 1, now);
 	db_bind_int(ir->db, st, 2, to);
@@ -143,8 +174,8 @@ static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int
 {
 	int64_t pid = found[0];
 	for (int i = 1; i < nfound; i++) {
-		log_merge(ir, ev, pid, found[i], now);
-		person_merge(ir->db, pid, found[i], batch_start);
+		log_merge(ir, ev, pids, pid, found[i], now);
+		merge_run(ir->db, ir->merge, pid, found[i], batch_start);
 		ir->stats.merges++;
 	}
 	for (int i = 0; i < ev->nids; i++)
@@ -228,38 +259,23 @@ int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_st
 	return resolve_conflict(ir, ev, pids, now);
 }
 
-/* Facts recomputed from the person's events up to UPTO (the batch being
- * ingested adds its own at commit). */
-static const char *const merge_sql[] = {
-	"UPDATE event SET pid = ?1 WHERE pid = ?2",
-	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
-	"INSERT INTO tag(pid, tag, since, source) SELECT ?1, tag, since, source FROM tag WHERE pid = ?2 "
-	"ON CONFLICT(pid, tag) DO UPDATE SET since = min(since, excluded.since)",
-	"DELETE FROM tag WHERE pid = ?2",
-	"UPDATE tag_log SET pid = ?1 WHERE pid = ?2",
-	"UPDATE person SET attrs = json_patch((SELECT attrs FROM person WHERE pid = ?2), attrs), "
-	"created_at = min(created_at, (SELECT created_at FROM person WHERE pid = ?2)) WHERE pid = ?1",
-	"DELETE FROM person_type WHERE pid IN (?1, ?2)",
-	"INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
-	"SELECT ?1, type, count(*), min(ts), max(ts) FROM event WHERE pid = ?1 AND eid <= ?3 GROUP BY type",
-	"UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
-	"(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "
-	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
-	"min(CASE WHEN type = 'order' THEN ts END), max(CASE WHEN type = 'order' THEN ts END), min(ts), max(ts) "
-	"FROM event WHERE pid = ?1 AND eid <= ?3) WHERE pid = ?1",
-	"DELETE FROM person WHERE pid = ?2",
-};
+static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto)
+{
+	for (int i = 0; i < NMERGE; i++) {
+		db_bind_int(db, st[i], 1, to);
+		db_bind_int(db, st[i], 2, from);
+		if (sqlite3_bind_parameter_count(st[i]) >= 3)
+			db_bind_int(db, st[i], 3, upto);
+		db_run(db, st[i]);
+	}
+}
 
 void person_merge(sqlite3 *db, int64_t to, int64_t from, int64_t upto)
 {
-	for (size_t i = 0; i < sizeof merge_sql / sizeof merge_sql[0]; i++) {
-		sqlite3_stmt *st = db_prepare(db, merge_sql[i]);
-		int n = sqlite3_bind_parameter_count(st);
-		db_bind_int(db, st, 1, to);
-		db_bind_int(db, st, 2, from);
-		if (n >= 3)
-			db_bind_int(db, st, 3, upto);
-		db_run(db, st);
-		sqlite3_finalize(st);
-	}
+	sqlite3_stmt *st[NMERGE];
+	for (int i = 0; i < NMERGE; i++)
+		st[i] = db_prepare(db, merge_sql[i]);
+	merge_run(db, st, to, from, upto);
+	for (int i = 0; i < NMERGE; i++)
+		sqlite3_finalize(st[i]);
 }
