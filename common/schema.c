@@ -88,4 +88,13 @@ const char *const smr_schema_v1 =
 "  source TEXT NOT NULL,\n"
 "  detail TEXT\n"
 ");\n"
-"CREATE INDEX tag_log_pid ON tag_log(pid, tag);\n";
+"CREATE INDEX tag_log_pid ON tag_log(pid, tag);\n"
+"CREATE TABLE rfm(\n"
+"  pid INTEGER PRIMARY KEY,\n"
+"  r INTEGER NOT NULL,\n"
+"  f INTEGER NOT NULL,\n"
+"  m INTEGER NOT NULL,\n"
+"  segment TEXT NOT NULL,\n"
+"  computed_at INTEGER NOT NULL\n"
+");\n"
+"CREATE INDEX rfm_segment ON rfm(segment);\n";

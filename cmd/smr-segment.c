@@ -1,0 +1,340 @@
+/* smr-segment: who is in a layer right now, and how many. */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/facts.h"
+#include "../common/layers.h"
+#include "../common/members.h"
+#include "../common/opts.h"
+#include "../common/person.h"
+#include "../common/regex.h"
+#include "../common/rfm.h"
+#include "../common/rules.h"
+#include "../common/segment.h"
+#include "../common/tagger.h"
+#include "../common/tagrules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"smr-segment [--db PATH] [--rules PATH] [--now TIME] [--count] [--csv [--bom]] [--fields LIST]\n"
+	"                   [--as-tag NAME] EXPR | --rfm | --stages | --tiers";
+
+enum { OPT_COUNT = 1, OPT_CSV, OPT_BOM, OPT_FIELDS, OPT_AS_TAG, OPT_RFM, OPT_STAGES, OPT_TIERS };
+enum mode { MODE_EXPR, MODE_RFM, MODE_STAGES, MODE_TIERS };
+
+struct args {
+	struct smr_opts o;
+	int count, csv, bom, rfm, stages, tiers;
+	const char *fields, *as_tag;
+	char *expr;             /* the remaining arguments joined by spaces */
+	enum mode mode;
+};
+
+static char *join_args(int argc, char **argv)
+{
+	char *s = xstrdup(argv[0]);
+	for (int i = 1; i < argc; i++) {
+		char *n = xasprintf("%s %s", s, argv[i]);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+static void check_args(struct args *a)
+{
+	int layers = a->rfm + a->stages + a->tiers;
+	if (layers + (a->expr != NULL) != 1)
+		opts_usage_error(usage, "give one of EXPR, --rfm, --stages and --tiers");
+	if (a->bom && !a->csv)
+		opts_usage_error(usage, "--bom goes with --csv");
+	if (a->as_tag && layers)
+		opts_usage_error(usage, "--as-tag takes an EXPR (e.g. rfm:at_risk), not --rfm, --stages or --tiers");
+	if (a->as_tag && (a->count || a->csv || a->fields))
+		opts_usage_error(usage, "--as-tag prints tag changes: no --count, --csv or --fields");
+	if (a->as_tag && !tag_name_valid(a->as_tag))
+		opts_usage_error(usage, "--as-tag: \"%s\" is not a tag name (letters, digits, _)", a->as_tag);
+	a->mode = a->rfm ? MODE_RFM : a->stages ? MODE_STAGES : a->tiers ? MODE_TIERS : MODE_EXPR;
+}
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SMR_COMMON_OPTIONS,
+		{"count", no_argument, NULL, OPT_COUNT},
+		{"csv", no_argument, NULL, OPT_CSV},
+		{"bom", no_argument, NULL, OPT_BOM},
+		{"fields", required_argument, NULL, OPT_FIELDS},
+		{"as-tag", required_argument, NULL, OPT_AS_TAG},
+		{"rfm", no_argument, NULL, OPT_RFM},
+		{"stages", no_argument, NULL, OPT_STAGES},
+		{"tiers", no_argument, NULL, OPT_TIERS},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (opts_common(c, optarg, &a->o, usage))
+			continue;
+		switch (c) {
+		case OPT_COUNT: a->count = 1; break;
+		case OPT_CSV: a->csv = 1; break;
+		case OPT_BOM: a->bom = 1; break;
+		case OPT_FIELDS: a->fields = optarg; break;
+		case OPT_AS_TAG: a->as_tag = optarg; break;
+		case OPT_RFM: a->rfm = 1; break;
+		case OPT_STAGES: a->stages = 1; break;
+		case OPT_TIERS: a->tiers = 1; break;
+		default: opts_bad_option(usage, argv);
+		}
+	}
+	if (optind < argc)
+		a->expr = join_args(argc - optind, argv + optind);
+	check_args(a);
+	opts_defaults(&a->o);
+}
+
+static int is_fact_column(const char *name, size_t n)
+{
+	for (const char *const *c = facts_columns; *c; c++)
+		if (strlen(*c) == n && strncmp(*c, name, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* --fields a,b,c: ", f.a AS a, ..." (pid is always printed). */
+static char *fields_sql(const char *list)
+{
+	char *sql = xstrdup("");
+	for (const char *p = list; list && *p;) {
+		size_t n = strcspn(p, ",");
+		if (!is_fact_column(p, n))
+			opts_usage_error(usage, "--fields: no fact \"%.*s\" (see smr-segment(1) for the list)", (int)n, p);
+		if (!(n == 3 && strncmp(p, "pid", 3) == 0)) {
+			char *s = xasprintf("%s, f.%.*s AS %.*s", sql, (int)n, p, (int)n, p);
+			free(sql);
+			sql = s;
+		}
+		p += n + (p[n] == ',');
+	}
+	return sql;
+}
+
+/* The layer's rows: pid first, then the layer's own columns. */
+static char *base_sql(const struct args *a, const struct layers *ly, const struct segment_expr *se)
+{
+	char *c, *s;
+	switch (a->mode) {
+	case MODE_RFM:
+		return xstrdup("SELECT pid, r, f, m, segment AS rfm FROM main.rfm");
+	case MODE_STAGES:
+		c = layers_stage_sql(ly);
+		s = xasprintf("SELECT pid, %s AS stage FROM facts", c);
+		break;
+	case MODE_TIERS:
+		c = layers_tier_sql(ly);
+		s = xasprintf("SELECT pid, tier FROM (SELECT pid, %s AS tier FROM facts) WHERE tier IS NOT NULL", c);
+		break;
+	default:
+		return xasprintf("SELECT facts.pid AS pid FROM facts WHERE %s", se->sql);
+	}
+	free(c);
+	return s;
+}
+
+/* Rule-derived SQL is prepared read-only. */
+static sqlite3_stmt *prepare_read(sqlite3 *db, const char *sql)
+{
+	rules_sandbox(db, 1);
+	sqlite3_stmt *st = db_prepare(db, sql);
+	rules_sandbox(db, 0);
+	return st;
+}
+
+static void print_members(sqlite3 *db, const struct args *a, const struct rules *r, const char *base,
+                          const struct members_fmt *fmt)
+{
+	char *fields = fields_sql(a->fields);
+	char *sql = xasprintf("SELECT q.*%s FROM (%s) AS q%s ORDER BY q.pid", fields, base,
+	                      *fields ? " JOIN facts AS f ON f.pid = q.pid" : "");
+	sqlite3_stmt *st = prepare_read(db, sql);
+	struct person_lookup *pl = person_lookup_open(db, r);
+	members_print(db, st, pl, r, fmt);
+	person_lookup_close(pl);
+	sqlite3_finalize(st);
+	free(sql);
+	free(fields);
+}
+
+/* Counts per name of the layer, in the layer's order, zeros included. */
+static void print_counts(sqlite3 *db, const struct args *a, const struct layers *ly, const char *base,
+                         const struct members_fmt *fmt)
+{
+	static const char *const keys[] = {NULL, "rfm", "stage", "tier"};
+	const char *key = keys[a->mode];
+	const char **names = xcalloc(ly->ntiers + RFM_NSEGMENTS + NSTAGES + 1, sizeof *names);
+	size_t n = 0;
+	if (a->mode == MODE_RFM)
+		for (; rfm_segment_names[n]; n++)
+			names[n] = rfm_segment_names[n];
+	else if (a->mode == MODE_STAGES)
+		for (; stage_names[n]; n++)
+			names[n] = stage_names[n];
+	else if (a->mode == MODE_TIERS)
+		for (; n < ly->ntiers; n++)
+			names[n] = ly->tiers[n].name;
+	long *counts = xcalloc(n + 1, sizeof *counts);
+	char *sql = key ? xasprintf("SELECT %s, count(*) FROM (%s) GROUP BY 1", key, base)
+	                : xasprintf("SELECT NULL, count(*) FROM (%s)", base);
+	sqlite3_stmt *st = prepare_read(db, sql);
+	while (db_row(db, st)) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		for (size_t i = 0; i < n; i++)
+			if (v && strcmp(v, names[i]) == 0)
+				counts[i] = sqlite3_column_int64(st, 1);
+		if (!key)
+			counts[0] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	members_print_counts(fmt, key, names, counts, key ? n : 1);
+	free(sql);
+	free(counts);
+	free(names);
+}
+
+static int64_t *collect_pids(sqlite3 *db, const char *sql, const char *tag, size_t *n)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	db_bind_text(db, st, 1, tag);
+	int64_t *v = NULL;
+	size_t cap = 0;
+	*n = 0;
+	while (db_row(db, st)) {
+		if (*n == cap)
+			v = xrealloc(v, (cap = cap ? cap * 2 : 256) * sizeof *v);
+		v[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Apply one direction; keep in PIDS only those that changed. */
+static size_t apply(sqlite3 *db, struct person_lookup *pl, int64_t *pids, size_t n, const char *tag, int add,
+                    const char *detail, int64_t now)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (tag_apply_manual(db, pl, pids[i], tag, add, "segment", detail, now, NULL))
+			pids[k++] = pids[i];
+	return k;
+}
+
+/* --as-tag: members not holding TAG enter it, holders no longer members
+ * leave it, in one transaction; the changes print once committed. */
+static void as_tag(sqlite3 *db, const struct rules *r, const char *base, const char *tag, const char *detail,
+                   int64_t now)
+{
+	struct person_lookup *pl = person_lookup_open(db, r);
+	db_exec(db, "CREATE TEMP TABLE seg_members(pid INTEGER PRIMARY KEY)");
+	db_begin(db);
+	char *sql = xasprintf("INSERT INTO temp.seg_members %s", base);
+	db_exec(db, sql);
+	free(sql);
+	size_t nin, nout;
+	int64_t *in = collect_pids(db, "SELECT pid FROM temp.seg_members WHERE pid NOT IN "
+	                           "(SELECT pid FROM main.tag WHERE tag = ?1) ORDER BY pid", tag, &nin);
+	int64_t *out = collect_pids(db, "SELECT pid FROM main.tag WHERE tag = ?1 AND pid NOT IN "
+	                            "(SELECT pid FROM temp.seg_members) ORDER BY pid", tag, &nout);
+	nin = apply(db, pl, in, nin, tag, 1, detail, now);
+	nout = apply(db, pl, out, nout, tag, 0, detail, now);
+	db_commit(db);
+	for (size_t i = 0; i < nin; i++)
+		tag_print_change(pl, stdout, in[i], tag, 1, now, "segment", detail);
+	for (size_t i = 0; i < nout; i++)
+		tag_print_change(pl, stdout, out[i], tag, 0, now, "segment", detail);
+	if (fflush(stdout) != 0)
+		smr_die(SMR_FATAL, "stdout: write failed");
+	free(in);
+	free(out);
+	person_lookup_close(pl);
+}
+
+/* A tag no rule gives and no one holds is most likely a typo. */
+static void warn_unknown_tags(sqlite3 *db, const struct tagrules *tr, const struct segment_expr *se)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM main.tag WHERE tag = ?1 LIMIT 1");
+	for (size_t i = 0; i < se->ntags; i++) {
+		if (tagrules_find(tr, se->tags[i].name))
+			continue;
+		db_bind_text(db, st, 1, se->tags[i].name);
+		if (!db_row(db, st))
+			rules_error("<expr>", 1, se->tags[i].col,
+			            "warning: no rule gives tag \"%s\" and no one holds it", se->tags[i].name);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+}
+
+static int run(sqlite3 *db, const struct args *a, const struct rules *r, const struct tagrules *tr,
+               const struct layers *ly, const struct segment_expr *se)
+{
+	if (a->mode == MODE_TIERS && ly->ntiers == 0) {
+		smr_warnx(r->file, 0, "no tier statements (tier NAME SPEND_YUAN)");
+		return SMR_USAGE;
+	}
+	if (a->mode == MODE_EXPR)
+		warn_unknown_tags(db, tr, se);
+	if (a->mode == MODE_RFM)
+		rfm_compute(db, a->o.now);
+	char *base = base_sql(a, ly, se);
+	struct members_fmt fmt = {a->csv, a->bom, stdout};
+	if (a->as_tag)
+		as_tag(db, r, base, a->as_tag, a->expr, a->o.now);
+	else if (a->count)
+		print_counts(db, a, ly, base, &fmt);
+	else
+		print_members(db, a, r, base, &fmt);
+	free(base);
+	return SMR_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	smr_progname = "smr-segment";
+	parse_args(&a, argc, argv);
+	struct rules *r = rules_load(a.o.rules, a.o.rules_required);
+	if (!r)
+		return SMR_USAGE;
+	struct tagrules *tr = tagrules_parse(r);
+	struct layers *ly = layers_parse(r);
+	struct segment_expr se = {0};
+	char err[256];
+	int col = 0, status = SMR_USAGE;
+	if (a.expr && segment_compile(a.expr, tr, ly, &se, err, sizeof err, &col) != 0)
+		rules_error("<expr>", 1, col, "%s", err);
+	else if (a.as_tag && tagrules_find(tr, a.as_tag))
+		smr_warnx(NULL, 0, "--as-tag: \"%s\" is given by a tag rule; pick another name", a.as_tag);
+	else
+		status = SMR_OK;
+	if (status == SMR_OK) {
+		opts_resolve_now(&a.o);
+		sqlite3 *db = db_open(a.o.db);
+		struct facts *f = facts_open(db, a.o.now);
+		if (tagrules_compile(tr, db) + tr->errors + ly->errors != 0)
+			status = SMR_USAGE;
+		else
+			status = run(db, &a, r, tr, ly, &se);
+		facts_close(f);
+		db_close(db);
+	}
+	segment_expr_free(&se);
+	free(a.expr);
+	layers_free(ly);
+	tagrules_free(tr);
+	rules_free(r);
+	regex_cache_free();
+	return status;
+}

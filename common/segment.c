@@ -1,0 +1,241 @@
+#include "segment.h"
+#include "err.h"
+#include "rfm.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct parser {
+	const char *expr, *p;
+	const struct tagrules *tr;
+	const struct layers *ly;
+	struct segment_expr *out;
+	char *err;
+	size_t errlen;
+	size_t erroff;
+	int failed;
+};
+
+static int fail(struct parser *ps, const char *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct parser *ps, const char *at, const char *fmt, ...)
+{
+	if (ps->failed)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ps->err, ps->errlen, fmt, ap);
+	va_end(ap);
+	ps->erroff = (size_t)(at - ps->expr);
+	ps->failed = 1;
+	return -1;
+}
+
+static size_t name_len(const char *p)
+{
+	size_t n = 0;
+	while (isalnum((unsigned char)p[n]) || p[n] == '_' || (unsigned char)p[n] >= 0x80)
+		n++;
+	return n;
+}
+
+static void skip(struct parser *ps)
+{
+	while (isspace((unsigned char)*ps->p))
+		ps->p++;
+}
+
+/* The keyword KW (case-insensitive) as a whole word at the cursor. */
+static int at_word(struct parser *ps, const char *kw)
+{
+	size_t n = strlen(kw);
+	return strncasecmp(ps->p, kw, n) == 0 && name_len(ps->p) == n;
+}
+
+static int is_keyword(const char *p, size_t n)
+{
+	return (n == 3 && (strncasecmp(p, "and", 3) == 0 || strncasecmp(p, "not", 3) == 0)) ||
+	       (n == 2 && strncasecmp(p, "or", 2) == 0);
+}
+
+static char *join(char *a, const char *op, char *b)
+{
+	char *s = xasprintf("(%s %s %s)", a, op, b);
+	free(a);
+	free(b);
+	return s;
+}
+
+static char *parse_or(struct parser *ps);
+
+/* stage:NAME, tier:NAME, rfm:NAME */
+static char *layer_atom(struct parser *ps, const char *kind, size_t klen, const char *name, const char *at)
+{
+	if (klen == 5 && strncmp(kind, "stage", 5) == 0) {
+		if (layers_stage_index(name) < 0)
+			return fail(ps, at, "no stage \"%s\" (new, active, silent, churned, paying)", name), NULL;
+		char *c = layers_stage_sql(ps->ly), *s = xasprintf("((%s) = '%s')", c, name);
+		free(c);
+		return s;
+	}
+	if (klen == 4 && strncmp(kind, "tier", 4) == 0) {
+		if (!layers_tier_find(ps->ly, name))
+			return fail(ps, at, "no tier \"%s\" in the rules file", name), NULL;
+		char *c = layers_tier_sql(ps->ly), *s = xasprintf("((%s) = '%s')", c, name);
+		free(c);
+		return s;
+	}
+	if (klen == 3 && strncmp(kind, "rfm", 3) == 0) {
+		const char *seg = rfm_segment_lookup(name);
+		if (!seg)
+			return fail(ps, at, "no RFM segment \"%s\" (e.g. rfm:at_risk)", name), NULL;
+		return xasprintf("(facts.pid IN (SELECT pid FROM main.rfm WHERE segment = '%s'))", seg);
+	}
+	return fail(ps, kind, "unknown layer \"%.*s\" (stage, tier or rfm)", (int)klen, kind), NULL;
+}
+
+/* A named segment of the rules, else a tag. */
+static char *name_atom(struct parser *ps, const char *name, const char *at)
+{
+	for (size_t i = 0; i < ps->tr->nsegments; i++)
+		if (strcmp(ps->tr->segments[i].name, name) == 0)
+			return xasprintf("(%s\n)", ps->tr->segments[i].re.sql);
+	if (!tag_name_valid(name))
+		return fail(ps, at, "\"%s\" is not a tag name", name), NULL;
+	struct segment_expr *o = ps->out;
+	o->tags = xrealloc(o->tags, (o->ntags + 1) * sizeof *o->tags);
+	snprintf(o->tags[o->ntags].name, TAG_NAME_MAX, "%s", name);
+	o->tags[o->ntags++].col = utf8_column(ps->expr, (size_t)(at - ps->expr));
+	return xasprintf("(facts.pid IN (SELECT pid FROM main.tag WHERE tag = '%s'))", name);
+}
+
+static char *parse_atom(struct parser *ps)
+{
+	skip(ps);
+	const char *at = ps->p;
+	if (*at == '(') {
+		ps->p++;
+		char *in = parse_or(ps);
+		if (!in)
+			return NULL;
+		skip(ps);
+		if (*ps->p != ')') {
+			free(in);
+			return fail(ps, ps->p, "expected \")\" to close the \"(\" at column %d",
+			            utf8_column(ps->expr, (size_t)(at - ps->expr))), NULL;
+		}
+		ps->p++;
+		return in;
+	}
+	size_t n = name_len(at);
+	if (n == 0 && !*at)
+		return fail(ps, at, "expected a tag or segment name at the end"), NULL;
+	if (n == 0)
+		return fail(ps, at, "unexpected \"%c\"", *at), NULL;
+	if (is_keyword(at, n))
+		return fail(ps, at, "expected a tag or segment name, not \"%.*s\"", (int)n, at), NULL;
+	if (n >= TAG_NAME_MAX)
+		return fail(ps, at, "name too long"), NULL;
+	char name[TAG_NAME_MAX];
+	ps->p = at + n;
+	if (*ps->p == ':') {
+		const char *nat = ++ps->p;
+		size_t m = name_len(nat);
+		if (m == 0 || m >= TAG_NAME_MAX)
+			return fail(ps, nat, "expected a name after \"%.*s:\"", (int)n, at), NULL;
+		memcpy(name, nat, m);
+		name[m] = '\0';
+		ps->p = nat + m;
+		return layer_atom(ps, at, n, name, nat);
+	}
+	memcpy(name, at, n);
+	name[n] = '\0';
+	return name_atom(ps, name, at);
+}
+
+static char *parse_not(struct parser *ps)
+{
+	skip(ps);
+	if (at_word(ps, "not")) {
+		ps->p += 3;
+		char *in = parse_not(ps);
+		if (!in)
+			return NULL;
+		char *s = xasprintf("(NOT %s)", in);
+		free(in);
+		return s;
+	}
+	return parse_atom(ps);
+}
+
+static char *parse_and(struct parser *ps)
+{
+	char *l = parse_not(ps);
+	while (l) {
+		skip(ps);
+		if (!at_word(ps, "and"))
+			return l;
+		ps->p += 3;
+		char *r = parse_not(ps);
+		if (!r) {
+			free(l);
+			return NULL;
+		}
+		l = join(l, "AND", r);
+	}
+	return NULL;
+}
+
+static char *parse_or(struct parser *ps)
+{
+	char *l = parse_and(ps);
+	while (l) {
+		skip(ps);
+		if (!at_word(ps, "or"))
+			return l;
+		ps->p += 2;
+		char *r = parse_and(ps);
+		if (!r) {
+			free(l);
+			return NULL;
+		}
+		l = join(l, "OR", r);
+	}
+	return NULL;
+}
+
+int segment_compile(const char *expr, const struct tagrules *tr, const struct layers *ly,
+                    struct segment_expr *out, char *err, size_t errlen, int *col)
+{
+	struct parser ps = {.expr = expr, .p = expr, .tr = tr, .ly = ly, .out = out, .err = err, .errlen = errlen};
+	memset(out, 0, sizeof *out);
+	char *sql = parse_or(&ps);
+	if (sql) {
+		skip(&ps);
+		if (*ps.p) {
+			int n = (int)name_len(ps.p);
+			fail(&ps, ps.p, "expected \"and\", \"or\" or the end, not \"%.*s\"", n ? n : 1, ps.p);
+			free(sql);
+			sql = NULL;
+		}
+	}
+	if (!sql) {
+		*col = utf8_column(expr, ps.erroff);
+		segment_expr_free(out);
+		return -1;
+	}
+	out->sql = sql;
+	return 0;
+}
+
+void segment_expr_free(struct segment_expr *se)
+{
+	free(se->sql);
+	free(se->tags);
+	se->sql = NULL;
+	se->tags = NULL;
+	se->ntags = 0;
+}

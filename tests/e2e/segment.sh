@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# smr-segment end to end, every answer computed by hand: expression
+# precedence and errors with their column, named segments from the rules,
+# RFM quintiles with a tie across a boundary, lifecycle stages and value
+# tiers exactly at their thresholds, NDJSON and CSV output (Chinese
+# nicknames with commas and quotes, BOM), counts, --as-tag entering and
+# leaving.
+. "$(dirname "$0")/../lib.sh"
+. "$FIXTURES/tag/helpers.sh"
+
+SEG="$SMR_BIN/smr-segment"
+SRUNS=0
+# seg ARGS...: smr-segment, stdout in $T/sout, stderr in $T/serr, status in SRC.
+seg() {
+	"$SEG" "$@" </dev/null >"$T/sout" 2>"$T/serr"
+	SRC=$?
+	SRUNS=$((SRUNS + 1))
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/serr"; then
+		fail "no sanitizer report (smr-segment run $SRUNS: smr-segment $*)" "$(head -5 "$T/serr")"
+	fi
+	return 0
+}
+sstatus() {
+	if [ "$SRC" = "$2" ]; then ok "$1"; else fail "$1" "exit status $SRC, expected $2; stderr: $(head -3 "$T/serr")"; fi
+}
+# members: the unionids of the records on $T/sout, space-separated.
+members() {
+	python3 -c '
+import json, sys
+print(" ".join(json.loads(l).get("unionid", "?") for l in open(sys.argv[1], encoding="utf-8")))' "$T/sout"
+}
+# layer KEY: "unionid=value ..." of the records on $T/sout.
+layer() {
+	python3 -c '
+import json, sys
+print(" ".join("%s=%s" % (o.get("unionid"), o.get(sys.argv[2])) for o in map(json.loads, open(sys.argv[1], encoding="utf-8"))))' "$T/sout" "$1"
+}
+# counts KEY: "name:count ..." from --count records.
+counts() {
+	python3 -c '
+import json, sys
+print(" ".join("%s:%s" % (o[sys.argv[2]], o["count"]) for o in map(json.loads, open(sys.argv[1], encoding="utf-8"))))' "$T/sout" "$1"
+}
+# schanges: the --as-tag records on $T/sout as "who tag op;..."
+schanges() { cp "$T/sout" "$T/tout" && changes; }
+# crlf: $T/sout with CRLF line ends shown as |
+crlf() { tr -d '\n' <"$T/sout" | tr '\r' '|'; }
+NOW=2026-11-20T12:00:00+08:00
+NOWS=$(ep $NOW)
+# at SECONDS_BEFORE_NOW: an ISO time that long before --now.
+at() { TZ=UTC date -d "@$((NOWS - $1))" +%Y-%m-%dT%H:%M:%SZ; }
+D=86400
+
+# === expressions =============================================================
+printf '%s\n' "segment carted when count('add_cart', '30d') > 0" \
+	"segment big when net_spend >= 100000" >x.rules
+{
+	ev x1-1 view "$(at $D)" x1
+	ev x2-1 add_cart "$(at $D)" x2 ',"item":"SKU-A"'
+	ev x3-1 view "$(at $D)" x3
+	ev x4-1 order "$(at $D)" x4 ',"amount":"1000.00"'
+	ev x5-1 view "$(at $D)" x5
+	ev x6-1 view "$(at $D)" x6
+} >x.ndjson
+ingest "expressions" x.db x.rules x.ndjson
+printf '%s\n' '{"unionid":"x1","tag":"a"}' '{"unionid":"x2","tag":"b"}' '{"unionid":"x3","tag":"b"}' \
+	'{"unionid":"x3","tag":"c"}' '{"unionid":"x4","tag":"c"}' '{"unionid":"x5","tag":"a"}' \
+	'{"unionid":"x5","tag":"c"}' '{"unionid":"x6","tag":"会员"}' >x-tags.ndjson
+tagin x-tags.ndjson --db x.db --rules x.rules --now $NOW --set
+tstatus "expressions: manual tags set" 0
+X="--db x.db --rules x.rules --now $NOW"
+seg $X 'a or b and not c'
+sstatus "a or b and not c: exit 0" 0
+eq "'and' binds tighter than 'or', 'not' tighter than 'and'" "x1 x2 x5" "$(members)"
+eq "a good expression: nothing on stderr" "" "$(cat "$T/serr")"
+seg $X '(a or b) and not c'
+eq "parentheses: (a or b) and not c" "x1 x2" "$(members)"
+seg $X 'a OR b AND NOT c'
+eq "keywords in capitals" "x1 x2 x5" "$(members)"
+seg $X not a and not b and not c
+eq "EXPR as several arguments; not a and not b and not c" "x6" "$(members)"
+seg $X 'not not a'
+eq "not not a" "x1 x5" "$(members)"
+seg $X '会员'
+eq "a Chinese tag name" "x6" "$(members)"
+seg $X 'carted or big'
+eq "named segments from the rules (a per-person function, a fact)" "x2 x4" "$(members)"
+seg $X 'big and c or carted and not b'
+eq "segments and tags mixed: big and c or carted and not b" "x4" "$(members)"
+seg $X 'a or b and not c' --count
+eq "--count" '{"count":3}' "$(cat "$T/sout")"
+seg $X --count --csv 'nobody_has_this'
+eq "--count --csv of an empty layer" '"count"|"0"|' "$(crlf)"
+check "a tag no one holds: a warning with its column" has_line "$T/serr" \
+	'^smr-segment: <expr>:1:1: warning: no rule gives tag "nobody_has_this" and no one holds it$'
+sstatus "a tag no one holds: exit 0" 0
+seg $X 'a or b and not c'
+check "members are ordered by pid, each with pid and unionid only" python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert [sorted(o) for o in lines] == [["pid", "unionid"]] * 3, lines
+assert [o["pid"] for o in lines] == sorted(o["pid"] for o in lines)' "$T/sout"
+
+# bad expressions: exit 2, the column of the problem, nothing created
+experr() {
+	rm -f none.db
+	seg --db none.db --rules x.rules "$2"
+	if [ "$SRC" = 2 ] && has_line "$T/serr" "^smr-segment: <expr>:1:$3: " && [ ! -e none.db ]; then
+		ok "bad expression, $1: exit 2 at column $3"
+	else
+		fail "bad expression, $1: exit 2 at column $3" "status $SRC; $(cat "$T/serr")"
+	fi
+}
+experr "dangling and" 'a and' 6
+experr "unclosed parenthesis" 'a or (b' 8
+experr "two names" 'a b' 3
+experr "column in characters after Chinese" '会员 and )' 8
+experr "stray character" 'a & b' 3
+experr "unknown layer" 'a or foo:bar' 6
+experr "unknown stage" 'stage:old' 7
+experr "unknown RFM segment" 'rfm:best' 5
+experr "empty" '' 1
+experr "keyword as a name" 'and' 1
+seg --db x.db 'a' --fields nosuch
+sstatus "--fields with an unknown fact: exit 2" 2
+seg --db x.db
+sstatus "no EXPR and no layer: exit 2" 2
+seg --db x.db --rfm a
+sstatus "EXPR and --rfm together: exit 2" 2
+seg --db x.db --bom a
+sstatus "--bom without --csv: exit 2" 2
+
+# === --as-tag ================================================================
+logn=$(sq x.db "SELECT count(*) FROM tag_log")
+seg $X --as-tag grp 'a or b and not c'
+sstatus "--as-tag: exit 0" 0
+eq "--as-tag: members enter the tag" "x1 grp add;x2 grp add;x5 grp add" "$(schanges)"
+check "--as-tag records: source segment, rule is the expression, at = --now" python3 -c '
+import json, sys
+for o in map(json.loads, open(sys.argv[1])):
+    assert o["source"] == "segment" and o["rule"] == "a or b and not c" and o["at"] == int(sys.argv[2]), o' "$T/sout" "$NOWS"
+eq "--as-tag: tag table and tag_log" "3 3" \
+	"$(sq x.db "SELECT (SELECT count(*) FROM tag WHERE tag = 'grp' AND source = 'segment' AND since = $NOWS) || ' ' || (SELECT count(*) FROM tag_log WHERE tag = 'grp' AND op = 'add' AND source = 'segment')")"
+seg $X --as-tag grp 'a or b and not c'
+eq "--as-tag again: nothing changes" "" "$(cat "$T/sout")"
+eq "--as-tag again: tag_log unchanged" $((logn + 3)) "$(sq x.db "SELECT count(*) FROM tag_log")"
+echo '{"unionid":"x2","tag":"b"}' >unset.ndjson
+tagin unset.ndjson --db x.db --rules x.rules --now $NOW --unset
+seg $X --as-tag grp 'a or b and not c'
+eq "--as-tag after x2 lost tag b: x2 leaves" "x2 grp remove" "$(schanges)"
+eq "--as-tag: members now" "x1 x5" "$(sq x.db "SELECT group_concat(value, ' ') FROM (SELECT value FROM tag JOIN identity USING (pid) WHERE tag = 'grp' AND kind = 'unionid' ORDER BY value)")"
+seg $X --as-tag grp 'b'
+eq "--as-tag with another expression: x3 enters, x1 and x5 leave" "x3 grp add;x1 grp remove;x5 grp remove" "$(schanges)"
+seg $X --as-tag grp --count 'a'
+sstatus "--as-tag with --count: exit 2" 2
+printf 'tag a when orders > 0\n' >r.rules
+seg --db x.db --rules r.rules --as-tag a 'b'
+sstatus "--as-tag naming a rule's tag: exit 2" 2
+
+# === CSV =====================================================================
+{
+	ev n1-1 profile "$(at $D)" n1 ',"nickname":"小明,大哥","city":"上海"'
+	ev n2-1 profile "$(at $D)" n2 ',"nickname":"say \"hi\"","city":"北京"'
+	ev n3-1 profile "$(at $D)" n3 ',"nickname":"王五"'
+} >n.ndjson
+ingest "csv" n.db x.rules n.ndjson
+printf '%s\n' '{"unionid":"n1","tag":"vip"}' '{"unionid":"n2","tag":"vip"}' >n-tags.ndjson
+tagin n-tags.ndjson --db n.db --rules x.rules --now $NOW --set
+seg --db n.db --rules x.rules --now $NOW --csv --fields nickname,city vip
+sstatus "--csv: exit 0" 0
+eq "--csv: header then one line per member, every field quoted, CRLF" \
+	'"pid","unionid","member_id","external_userid","phone","nickname","city"|"1","n1",,,,"小明,大哥","上海"|"2","n2",,,,"say ""hi""","北京"|' \
+	"$(crlf)"
+check "--csv parses back (python csv): the nickname with a comma is one field" python3 -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8", newline="")))
+assert rows[1][5] == "小明,大哥" and rows[2][5] == "say \"hi\"" and len(rows) == 3, rows' "$T/sout"
+eq "--csv without --bom: no byte order mark" 227069 "$(head -c 3 "$T/sout" | od -An -tx1 | tr -d ' ')"
+seg --db n.db --rules x.rules --now $NOW --csv --bom --fields nickname vip
+eq "--csv --bom: starts with EF BB BF" "efbbbf" "$(head -c 3 "$T/sout" | od -An -tx1 | tr -d ' ')"
+seg --db n.db --rules x.rules --now $NOW --fields nickname,city,attrs vip
+check "NDJSON --fields: facts by name, attrs as an object" python3 -c '
+import json, sys
+o = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+assert o[0] == {"pid": 1, "unionid": "n1", "nickname": "小明,大哥", "city": "上海",
+                "attrs": {"nickname": "小明,大哥", "city": "上海"}}, o[0]
+assert len(o) == 2' "$T/sout"
+
+# === RFM =====================================================================
+# Ten buyers and one browser. score = 1 + floor(5 * (rank - 1) / 10), rank
+# ascending with ties sharing the lowest rank (SQL rank()).
+#        last order  orders  net spend        R  F  M  FM  segment
+#   r01  100 d ago   5       500              1  5  5  5   Cannot Lose
+#   r02   90 d ago   4       400              1  5  5  5   Cannot Lose
+#   r03   90 d ago   1        50              1  1  2  2   Lost   (r02, r03 tie at ranks 2-3: both R=1)
+#   r04   80 d ago   3       300              2  4  4  4   At Risk
+#   r05   60 d ago   1        30              3  1  2  2   About to Sleep
+#   r06   50 d ago   2       200              3  3  4  4   Loyal
+#   r07   40 d ago   1       900-800 = 100    4  1  3  2   Potential Loyalist
+#   r08   30 d ago   2       100              4  3  3  3   Potential Loyalist
+#   r09   20 d ago   1        20              5  1  1  1   New
+#   r10   10 d ago   1        20              5  1  1  1   New
+# F: the five with 1 order share rank 1 (F=1), 2 orders rank 6 (F=3), ...
+# M: 20, 20 rank 1; 30 rank 3; 50 rank 4; 100, 100 rank 5; 200 rank 7; ...
+order_run() { # WHO DAYS_AGO N AMOUNT: N orders, the last DAYS_AGO days ago
+	local i
+	for i in $(seq 1 "$3"); do
+		ev "$1-o$i" order "$(at $((($2 + ($3 - i) * 5) * D)))" "$1" ",\"amount\":\"$4\""
+	done
+}
+{
+	order_run r01 100 5 100
+	order_run r02 90 4 100
+	order_run r03 90 1 50
+	order_run r04 80 3 100
+	order_run r05 60 1 30
+	order_run r06 50 2 100
+	order_run r07 40 1 900
+	ev r07-refund refund "$(at $((39 * D)))" r07 ',"amount":"800"'
+	order_run r08 30 2 50
+	order_run r09 20 1 20
+	order_run r10 10 1 20
+	ev r11-v view "$(at $D)" r11
+} >rfm.ndjson
+ingest "rfm" rfm.db x.rules rfm.ndjson
+seg --db rfm.db --rules x.rules --now $NOW --rfm
+sstatus "--rfm: exit 0" 0
+eq "--rfm: scores R.F.M per buyer (the browser has none)" \
+	"r01=1.5.5 r02=1.5.5 r03=1.1.2 r04=2.4.4 r05=3.1.2 r06=3.3.4 r07=4.1.3 r08=4.3.3 r09=5.1.1 r10=5.1.1" \
+	"$(python3 -c '
+import json, sys
+print(" ".join("%s=%d.%d.%d" % (o["unionid"], o["r"], o["f"], o["m"]) for o in map(json.loads, open(sys.argv[1]))))' "$T/sout")"
+eq "--rfm: named segments" \
+	"r01=Cannot Lose r02=Cannot Lose r03=Lost r04=At Risk r05=About to Sleep r06=Loyal r07=Potential Loyalist r08=Potential Loyalist r09=New r10=New" \
+	"$(layer rfm)"
+eq "--rfm: stored in the rfm table with the computation time" "10 $NOWS $NOWS" \
+	"$(sq rfm.db "SELECT count(*) || ' ' || min(computed_at) || ' ' || max(computed_at) FROM rfm")"
+seg --db rfm.db --rules x.rules --now $NOW --rfm --count
+eq "--rfm --count: every segment in order, zeros included" \
+	"Champions:0 Loyal:1 Potential Loyalist:2 New:2 Promising:0 Need Attention:0 About to Sleep:1 At Risk:1 Cannot Lose:2 Hibernating:0 Lost:1" \
+	"$(counts rfm)"
+seg --db rfm.db --rules x.rules --now $NOW 'rfm:cannot_lose or rfm:lost'
+eq "rfm:NAME in an expression reads the stored segments" "r01 r02 r03" "$(members)"
+seg --db rfm.db --rules x.rules --now 2026-11-21T12:00:00+08:00 --as-tag winback 'rfm:at_risk'
+eq "--as-tag from an RFM segment (At Risk -> win-back)" "r04 winback add" "$(schanges)"
+
+# === lifecycle stages at their thresholds ====================================
+printf '%s\n' 'stage new 3' 'stage active 10' 'stage silent 20' 'stage paying 5' >st.rules
+{
+	ev s1-v view "$(at $((2 * D)))" s1                        # first seen 2 d ago: new
+	ev s2-v view "$(at $((3 * D)))" s2                        # 3 d: not new (< 3); active
+	ev s3-a view "$(at $((30 * D)))" s3
+	ev s3-b view "$(at $((10 * D)))" s3                       # last seen 10 d: silent
+	ev s4-v view "$(at $((19 * D)))" s4                       # 19 d: silent
+	ev s5-v view "$(at $((20 * D)))" s5                       # 20 d: churned
+	ev s6-o order "$(at $((5 * D)))" s6 ',"amount":"1"'       # order 5 d: not paying; active
+	ev s7-v view "$(at $((40 * D)))" s7
+	ev s7-o order "$(at $((5 * D - 1)))" s7 ',"amount":"1"'   # 4 d 23:59:59: paying
+	ev s8-v view "$(at $((3 * D - 1)))" s8                    # 2 d 23:59:59: new
+} >st.ndjson
+ingest "stages" st.db st.rules st.ndjson
+seg --db st.db --rules st.rules --now $NOW --stages
+sstatus "--stages: exit 0" 0
+eq "--stages: each person at the boundaries" \
+	"s1=new s2=active s3=silent s4=silent s5=churned s6=active s7=paying s8=new" "$(layer stage)"
+seg --db st.db --rules st.rules --now $NOW --stages --count
+eq "--stages --count" "new:2 active:2 silent:2 churned:1 paying:1" "$(counts stage)"
+seg --db st.db --rules x.rules --now $NOW --stages
+eq "--stages with the default thresholds (new 7, active 30, silent 90, paying 30)" \
+	"s1=new s2=new s3=active s4=active s5=active s6=paying s7=paying s8=new" "$(layer stage)"
+seg --db st.db --rules st.rules --now $NOW 'stage:silent or stage:churned'
+eq "stage:NAME in an expression" "s3 s4 s5" "$(members)"
+printf 'stage churned 5\n' >bad.rules
+seg --db st.db --rules bad.rules --stages
+sstatus "stage churned N: exit 2" 2
+check "stage churned N: file:line:col" has_line "$T/serr" '^smr-segment: bad.rules:1:7: '
+
+# === value tiers at their thresholds =========================================
+printf '%s\n' 'tier 钻石 50000' 'tier 初级 0' 'tier 银卡 1000' 'tier 金卡 5000' 'tier 黑金 20000' >t.rules
+{
+	ev t1-o order "$(at $D)" t1 ',"amount":"999.99"'
+	ev t2-o order "$(at $D)" t2 ',"amount":"1000.00"'
+	ev t3-o order "$(at $D)" t3 ',"amount":"4999.99"'
+	ev t4-o order "$(at $D)" t4 ',"amount":"5000"'
+	ev t5-o order "$(at $D)" t5 ',"amount":"20000"'
+	ev t5-r refund "$(at $D)" t5 ',"amount":"0.01"'
+	ev t6-o order "$(at $D)" t6 ',"amount":"50000"'
+	ev t7-v view "$(at $D)" t7
+} >t.ndjson
+ingest "tiers" t.db t.rules t.ndjson
+seg --db t.db --rules t.rules --now $NOW --tiers --fields net_spend
+sstatus "--tiers: exit 0" 0
+eq "--tiers: net spend against the thresholds (refunds count)" \
+	"t1=初级 t2=银卡 t3=银卡 t4=金卡 t5=金卡 t6=钻石 t7=初级" "$(layer tier)"
+eq "--tiers --fields net_spend (fen)" \
+	"t1=99999 t2=100000 t3=499999 t4=500000 t5=1999999 t6=5000000 t7=0" "$(layer net_spend)"
+seg --db t.db --rules t.rules --now $NOW --tiers --count --csv
+eq "--tiers --count --csv: lowest tier first" \
+	'"tier","count"|"初级","2"|"银卡","2"|"金卡","2"|"黑金","0"|"钻石","1"|' "$(crlf)"
+printf 'tier 银卡 1000\n' >t1.rules
+seg --db t.db --rules t1.rules --now $NOW --tiers
+eq "--tiers: below the lowest tier is in no tier" "t2=银卡 t3=银卡 t4=银卡 t5=银卡 t6=银卡" "$(layer tier)"
+seg --db t.db --rules t.rules --now $NOW 'tier:金卡 or tier:钻石'
+eq "tier:NAME in an expression" "t4 t5 t6" "$(members)"
+seg --db t.db --rules x.rules --now $NOW --tiers
+sstatus "--tiers with no tier statements: exit 2" 2
+printf 'tier 银卡 10.001\ntier 金卡 1000\n' >bad.rules
+seg --db t.db --rules bad.rules --tiers
+check "a bad tier amount: exit 2 at file:line:col" has_line "$T/serr" '^smr-segment: bad.rules:1:9: '
+sstatus "a bad tier amount: exit 2" 2
+
+finish
