@@ -137,14 +137,25 @@ int main(int argc, char **argv)
 		return SMR_USAGE;
 	struct tagrules *tr = tagrules_parse(r);
 	opts_resolve_now(&a.o);
-	sqlite3 *db = db_open(a.check ? ":memory:" : a.o.db);
+	/* Check against an empty database first: a bad rule stops the run
+	 * before the real database is opened (or created). */
+	sqlite3 *db = db_open(":memory:");
 	struct facts *f = facts_open(db, a.o.now);
+	int errors = tagrules_compile(tr, db) + tr->errors;
+	if (errors || a.check) {
+		facts_close(f);
+		db_close(db);
+		tagrules_free(tr);
+		rules_free(r);
+		regex_cache_free();
+		return errors ? SMR_USAGE : SMR_OK;
+	}
+	facts_close(f);
+	db_close(db);
+	db = db_open(a.o.db);
+	f = facts_open(db, a.o.now);
 	int status = SMR_OK;
-	if (tagrules_compile(tr, db) + tr->errors != 0) {
-		status = SMR_USAGE;
-	} else if (a.check) {
-		status = SMR_OK;
-	} else if (a.set || a.unset) {
+	if (a.set || a.unset) {
 		status = manual_tags(db, r, a.set, a.o.now);
 	} else {
 		struct person_lookup *pl = person_lookup_open(db, r);

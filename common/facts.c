@@ -140,7 +140,7 @@ static void window_agg(sqlite3_context *c, int argc, sqlite3_value **argv, int w
 	}
 	int64_t n = sqlite3_column_int64(st, 0), total = sqlite3_column_int64(st, 2);
 	if (n > 0 && w >= 0)
-		note_change(f, pid, sqlite3_column_int64(st, 1) + w + 1);
+		note_change(f, pid, sqlite3_column_int64(st, 1) + w); /* out once now >= ts + w */
 	sqlite3_reset(st);
 	if (f->latest_event <= f->now) {
 		sqlite3_result_int64(c, want_amount ? total : n);
@@ -264,7 +264,7 @@ static void fn_said(sqlite3_context *c, int argc, sqlite3_value **argv)
 	}
 	sqlite3_reset(st);
 	if (latest && w >= 0)
-		note_change(f, pid, latest + w + 1);
+		note_change(f, pid, latest + w);
 	sqlite3_result_int(c, latest != 0);
 }
 

@@ -224,10 +224,18 @@ int ruleexpr_rewrite(const char *expr, struct ruleexpr *out, char *err, size_t e
 	char *buf = xmalloc(cap);
 	buf[0] = '\0';
 	struct tok prev = {T_END, 0, 0};
+	int depth = 0;
 	for (;;) {
 		struct tok t = next_tok(expr, &pos);
 		if (t.kind == T_END)
 			break;
+		depth += (t.kind == T_LPAREN) - (t.kind == T_RPAREN);
+		if (depth < 0 || (t.kind == T_OTHER && expr[t.start] == ';')) {
+			snprintf(err, errlen, depth < 0 ? "unbalanced \")\"" : "a condition must be a single expression");
+			*erroff = t.start;
+			free(buf);
+			return -1;
+		}
 		if (t.kind == T_BAD) {
 			snprintf(err, errlen, "unterminated quoted string or identifier");
 			*erroff = t.start;
@@ -289,6 +297,12 @@ int ruleexpr_rewrite(const char *expr, struct ruleexpr *out, char *err, size_t e
 		out->ins_at[out->nins] = len;
 		out->ins_len[out->nins++] = strlen(ins);
 		append(&buf, &len, &cap, ins, strlen(ins));
+	}
+	if (depth != 0) {
+		snprintf(err, errlen, "unbalanced \"(\"");
+		*erroff = strlen(expr);
+		free(buf);
+		return -1;
 	}
 	append(&buf, &len, &cap, expr + copied, strlen(expr + copied));
 	out->sql = buf;

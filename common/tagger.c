@@ -81,6 +81,13 @@ int tag_apply_manual(sqlite3 *db, struct person_lookup *pl, int64_t pid, const c
 	sqlite3_finalize(st);
 	if (had == add)
 		return 0; /* already in (now owned by SOURCE), or already out */
+	/* rules look at this person again on the next run (a rule tag unset by
+	 * hand comes back while its condition holds; ladders, tagged()) */
+	sqlite3_stmt *recheck = db_prepare(db, "UPDATE person SET check_at = ?2 WHERE pid = ?1");
+	db_bind_int(db, recheck, 1, pid);
+	db_bind_int(db, recheck, 2, now);
+	db_run(db, recheck);
+	sqlite3_finalize(recheck);
 	sqlite3_stmt *log = db_prepare(db,
 		"INSERT INTO tag_log(pid, tag, op, at, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	log_change(db, log, pid, tag, add, now, source, detail);

@@ -36,7 +36,7 @@ static size_t name_len(const char *p)
 static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct cond *c)
 {
 	const char *text = st->text;
-	const char *p = skip_space(text + strlen(st->keyword));
+	const char *p = skip_space(skip_space(text) + strlen(st->keyword));
 	size_t n = name_len(p);
 	memset(c, 0, sizeof *c);
 	c->ladder = -1;
@@ -74,7 +74,7 @@ static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct co
 /* "ladder NAME: TAG TAG ..." (lowest rung first) */
 static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
 {
-	const char *text = st->text, *p = skip_space(text + 6);
+	const char *text = st->text, *p = skip_space(skip_space(text) + strlen("ladder"));
 	size_t n = name_len(p);
 	if (n == 0 || n >= TAG_NAME_MAX) {
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "ladder needs a name");
