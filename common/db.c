@@ -169,7 +169,7 @@ sqlite3 *db_open(const char *path)
 	set_wal(db);
 	db_exec(db, "PRAGMA synchronous = NORMAL");
 	db_exec(db, "PRAGMA foreign_keys = OFF");
-	db_exec(db, "PRAGMA cache_size = -65536");
+	db_exec(db, "PRAGMA cache_size = -16384");
 	migrate(db);
 	return db;
 }
