@@ -280,10 +280,6 @@ static void warn_unknown_tags(sqlite3 *db, const struct tagrules *tr, const stru
 static int run(sqlite3 *db, const struct args *a, const struct rules *r, const struct tagrules *tr,
                const struct layers *ly, const struct segment_expr *se)
 {
-	if (a->mode == MODE_TIERS && ly->ntiers == 0) {
-		smr_warnx(r->file, 0, "no tier statements (tier NAME SPEND_YUAN)");
-		return SMR_USAGE;
-	}
 	if (a->mode == MODE_EXPR)
 		warn_unknown_tags(db, tr, se);
 	if (a->mode == MODE_RFM)
@@ -300,6 +296,35 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 	return SMR_OK;
 }
 
+/* Everything that can be wrong with the request or the rules, checked
+ * against an empty database: a bad one stops before the real database is
+ * opened (or created). */
+static int check_first(struct args *a, const struct rules *r, struct tagrules *tr, const struct layers *ly,
+                       struct segment_expr *se)
+{
+	char err[256];
+	int col = 0;
+	if (a->expr && segment_compile(a->expr, tr, ly, se, err, sizeof err, &col) != 0) {
+		rules_error("<expr>", 1, col, "%s", err);
+		return SMR_USAGE;
+	}
+	if (a->as_tag && tagrules_find(tr, a->as_tag)) {
+		smr_warnx(NULL, 0, "--as-tag: \"%s\" is given by a tag rule; pick another name", a->as_tag);
+		return SMR_USAGE;
+	}
+	if (a->mode == MODE_TIERS && ly->ntiers == 0) {
+		smr_warnx(r->file, 0, "no tier statements (tier NAME SPEND_YUAN)");
+		return SMR_USAGE;
+	}
+	opts_resolve_now(&a->o);
+	sqlite3 *db = db_open(":memory:");
+	struct facts *f = facts_open(db, a->o.now);
+	int errors = tagrules_compile(tr, db) + tr->errors + ly->errors;
+	facts_close(f);
+	db_close(db);
+	return errors ? SMR_USAGE : SMR_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a = {0};
@@ -311,22 +336,11 @@ int main(int argc, char **argv)
 	struct tagrules *tr = tagrules_parse(r);
 	struct layers *ly = layers_parse(r);
 	struct segment_expr se = {0};
-	char err[256];
-	int col = 0, status = SMR_USAGE;
-	if (a.expr && segment_compile(a.expr, tr, ly, &se, err, sizeof err, &col) != 0)
-		rules_error("<expr>", 1, col, "%s", err);
-	else if (a.as_tag && tagrules_find(tr, a.as_tag))
-		smr_warnx(NULL, 0, "--as-tag: \"%s\" is given by a tag rule; pick another name", a.as_tag);
-	else
-		status = SMR_OK;
+	int status = check_first(&a, r, tr, ly, &se);
 	if (status == SMR_OK) {
-		opts_resolve_now(&a.o);
 		sqlite3 *db = db_open(a.o.db);
 		struct facts *f = facts_open(db, a.o.now);
-		if (tagrules_compile(tr, db) + tr->errors + ly->errors != 0)
-			status = SMR_USAGE;
-		else
-			status = run(db, &a, r, tr, ly, &se);
+		status = run(db, &a, r, tr, ly, &se);
 		facts_close(f);
 		db_close(db);
 	}

@@ -130,6 +130,13 @@ sstatus "EXPR and --rfm together: exit 2" 2
 seg --db x.db --bom a
 sstatus "--bom without --csv: exit 2" 2
 
+printf '%s\n' 'segment broken when nosuch > 1' >broken.rules
+rm -f none.db
+seg --db none.db --rules broken.rules a
+sstatus "a bad segment condition in the rules: exit 2" 2
+check "a bad segment condition: file:line:col on stderr" has_line "$T/serr" '^smr-segment: broken.rules:1:21: .*nosuch'
+check "a bad segment condition: the database is not created" test ! -e none.db
+
 # === --as-tag ================================================================
 logn=$(sq x.db "SELECT count(*) FROM tag_log")
 seg $X --as-tag grp 'a or b and not c'
@@ -239,6 +246,10 @@ seg --db rfm.db --rules x.rules --now $NOW --rfm --count
 eq "--rfm --count: every segment in order, zeros included" \
 	"Champions:0 Loyal:1 Potential Loyalist:2 New:2 Promising:0 Need Attention:0 About to Sleep:1 At Risk:1 Cannot Lose:2 Hibernating:0 Lost:1" \
 	"$(counts rfm)"
+seg --db rfm.db --rules x.rules --now $NOW --rfm --csv --fields orders,net_spend
+eq "--rfm --csv --fields: the layer's columns, then the facts" \
+	'"pid","unionid","member_id","external_userid","phone","r","f","m","rfm","orders","net_spend"|"1","r01",,,,"1","5","5","Cannot Lose","5","50000"|' \
+	"$(crlf | cut -d'|' -f1-2)|"
 seg --db rfm.db --rules x.rules --now $NOW 'rfm:cannot_lose or rfm:lost'
 eq "rfm:NAME in an expression reads the stored segments" "r01 r02 r03" "$(members)"
 seg --db rfm.db --rules x.rules --now 2026-11-21T12:00:00+08:00 --as-tag winback 'rfm:at_risk'
@@ -302,8 +313,10 @@ seg --db t.db --rules t1.rules --now $NOW --tiers
 eq "--tiers: below the lowest tier is in no tier" "t2=银卡 t3=银卡 t4=银卡 t5=银卡 t6=银卡" "$(layer tier)"
 seg --db t.db --rules t.rules --now $NOW 'tier:金卡 or tier:钻石'
 eq "tier:NAME in an expression" "t4 t5 t6" "$(members)"
-seg --db t.db --rules x.rules --now $NOW --tiers
+rm -f none.db
+seg --db none.db --rules x.rules --now $NOW --tiers
 sstatus "--tiers with no tier statements: exit 2" 2
+check "--tiers with no tier statements: the database is not created" test ! -e none.db
 printf 'tier 银卡 10.001\ntier 金卡 1000\n' >bad.rules
 seg --db t.db --rules bad.rules --tiers
 check "a bad tier amount: exit 2 at file:line:col" has_line "$T/serr" '^smr-segment: bad.rules:1:9: '
