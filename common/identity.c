@@ -7,7 +7,7 @@
 
 /* Facts recomputed from the person's events up to UPTO (the batch being
  * ingested adds its own at commit). */
-#define NMERGE 10
+#define NMERGE 13
 static const char *const merge_sql[NMERGE] = {
 	"UPDATE event SET pid = ?1 WHERE pid = ?2",
 	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
@@ -25,6 +25,9 @@ static const char *const merge_sql[NMERGE] = {
 	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
 	"min(CASE WHEN type = 'order' THEN ts END), max(CASE WHEN type = 'order' THEN ts END), min(ts), max(ts) "
 	"FROM event WHERE pid = ?1 AND eid <= ?3) WHERE pid = ?1",
+	"UPDATE enrollment SET pid = ?1 WHERE pid = ?2",
+	"UPDATE touch SET pid = ?1 WHERE pid = ?2",
+	"DELETE FROM rfm WHERE pid = ?2",
 	"DELETE FROM person WHERE pid = ?2",
 };
 
