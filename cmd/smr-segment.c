@@ -13,6 +13,7 @@
 #include "../common/tagger.h"
 #include "../common/tagrules.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,17 +105,65 @@ static int is_fact_column(const char *name, size_t n)
 	return 0;
 }
 
-/* --fields a,b,c: ", f.a AS a, ..." (pid is always printed). */
-static char *fields_sql(const char *list)
+static int same(const char *p, size_t n, const char *name)
+{
+	return strlen(name) == n && strncmp(p, name, n) == 0;
+}
+
+/* attr.KEY: letters, digits, _ and non-ASCII. */
+static int attr_key_ok(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)p[i]) && p[i] != '_' && (unsigned char)p[i] < 0x80)
+			return 0;
+	return n > 0;
+}
+
+/* One --fields name as a column over q (the layer's rows) and f (facts). */
+static char *field_item(const char *p, size_t n, const struct layers *ly)
+{
+	static const char *const score[][2] = {{"r", "r"}, {"f", "f"}, {"m", "m"}, {"rfm", "segment"}};
+	if (is_fact_column(p, n))
+		return xasprintf("f.%.*s AS %.*s", (int)n, p, (int)n, p);
+	if (n > 5 && strncmp(p, "attr.", 5) == 0 && attr_key_ok(p + 5, n - 5))
+		return xasprintf("json_extract(f.attrs, '$.\"%.*s\"') AS \"%.*s\"", (int)n - 5, p + 5, (int)n, p);
+	for (size_t i = 0; i < sizeof score / sizeof *score; i++)
+		if (same(p, n, score[i][0]))
+			return xasprintf("(SELECT %s FROM main.rfm WHERE rfm.pid = q.pid) AS %s", score[i][1], score[i][0]);
+	char *c = same(p, n, "stage") ? layers_stage_sql(ly)
+	        : same(p, n, "tier") && ly->ntiers ? layers_tier_sql(ly) : NULL;
+	if (!c)
+		return NULL;
+	char *s = xasprintf("(%s) AS %.*s", c, (int)n, p);
+	free(c);
+	return s;
+}
+
+/* The layer's own columns, which --fields need not repeat. */
+static int layer_column(enum mode m, const char *p, size_t n)
+{
+	switch (m) {
+	case MODE_RFM: return same(p, n, "r") || same(p, n, "f") || same(p, n, "m") || same(p, n, "rfm");
+	case MODE_STAGES: return same(p, n, "stage");
+	case MODE_TIERS: return same(p, n, "tier");
+	default: return 0;
+	}
+}
+
+/* --fields a,b,c: ", ITEM, ..." (pid is always printed). */
+static char *fields_sql(const char *list, enum mode m, const struct layers *ly)
 {
 	char *sql = xstrdup("");
 	for (const char *p = list; list && *p;) {
 		size_t n = strcspn(p, ",");
-		if (!is_fact_column(p, n))
-			opts_usage_error(usage, "--fields: no fact \"%.*s\" (see smr-segment(1) for the list)", (int)n, p);
-		if (!(n == 3 && strncmp(p, "pid", 3) == 0)) {
-			char *s = xasprintf("%s, f.%.*s AS %.*s", sql, (int)n, p, (int)n, p);
+		char *item = same(p, n, "pid") || layer_column(m, p, n) ? NULL : field_item(p, n, ly);
+		if (!item && !same(p, n, "pid") && !layer_column(m, p, n))
+			smr_die(SMR_USAGE, "--fields: no field \"%.*s\" (facts, attr.KEY, r, f, m, rfm, stage, tier)",
+			        (int)n, p);
+		if (item) {
+			char *s = xasprintf("%s, %s", sql, item);
 			free(sql);
+			free(item);
 			sql = s;
 		}
 		p += n + (p[n] == ',');
@@ -153,10 +202,10 @@ static sqlite3_stmt *prepare_read(sqlite3 *db, const char *sql)
 	return st;
 }
 
-static void print_members(sqlite3 *db, const struct args *a, const struct rules *r, const char *base,
-                          const struct members_fmt *fmt)
+static void print_members(sqlite3 *db, const struct args *a, const struct rules *r, const struct layers *ly,
+                          const char *base, const struct members_fmt *fmt)
 {
-	char *fields = fields_sql(a->fields);
+	char *fields = fields_sql(a->fields, a->mode, ly);
 	char *sql = xasprintf("SELECT q.*%s FROM (%s) AS q%s ORDER BY q.pid", fields, base,
 	                      *fields ? " JOIN facts AS f ON f.pid = q.pid" : "");
 	sqlite3_stmt *st = prepare_read(db, sql);
@@ -291,7 +340,7 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 	else if (a->count)
 		print_counts(db, a, ly, base, &fmt);
 	else
-		print_members(db, a, r, base, &fmt);
+		print_members(db, a, r, ly, base, &fmt);
 	free(base);
 	return SMR_OK;
 }
@@ -316,6 +365,7 @@ static int check_first(struct args *a, const struct rules *r, struct tagrules *t
 		smr_warnx(r->file, 0, "no tier statements (tier NAME SPEND_YUAN)");
 		return SMR_USAGE;
 	}
+	free(fields_sql(a->fields, a->mode, ly)); /* exits 2 on a bad name */
 	opts_resolve_now(&a->o);
 	sqlite3 *db = db_open(":memory:");
 	struct facts *f = facts_open(db, a->o.now);

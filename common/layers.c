@@ -95,7 +95,21 @@ static int parse_stage(struct layers *ly, const char *file, const struct rule_st
 		return -1;
 	}
 	ly->stage_days[i] = (int)days;
+	ly->stage_line[i] = st->line;
 	return 0;
+}
+
+/* Silent must reach further back than active, or no one is ever silent. */
+static int check_stages(const struct layers *ly, const char *file)
+{
+	const int *d = ly->stage_days;
+	if (d[STAGE_SILENT] > d[STAGE_ACTIVE])
+		return 0;
+	int line = ly->stage_line[STAGE_SILENT] > ly->stage_line[STAGE_ACTIVE] ? ly->stage_line[STAGE_SILENT]
+	                                                                        : ly->stage_line[STAGE_ACTIVE];
+	rules_error(file, line, 1, "stage silent (%d days) must be more than stage active (%d days)",
+	            d[STAGE_SILENT], d[STAGE_ACTIVE]);
+	return -1;
 }
 
 /* "tier NAME SPEND_YUAN" */
@@ -140,6 +154,7 @@ struct layers *layers_parse(const struct rules *r)
 		else if (strcmp(st->keyword, "tier") == 0)
 			ly->errors += parse_tier(ly, r->file, st) != 0;
 	}
+	ly->errors += check_stages(ly, r->file) != 0;
 	return ly;
 }
 

@@ -24,6 +24,7 @@ struct tier {
 
 struct layers {
 	int stage_days[NSTAGES];  /* thresholds in days; churned unused */
+	int stage_line[NSTAGES];  /* where each was set, 0 for the default */
 	struct tier *tiers;       /* by threshold, lowest first */
 	size_t ntiers;
 	int errors;               /* reported while parsing */

@@ -185,6 +185,13 @@ assert rows[1][5] == "小明,大哥" and rows[2][5] == "say \"hi\"" and len(rows
 eq "--csv without --bom: no byte order mark" 227069 "$(head -c 3 "$T/sout" | od -An -tx1 | tr -d ' ')"
 seg --db n.db --rules x.rules --now $NOW --csv --bom --fields nickname vip
 eq "--csv --bom: starts with EF BB BF" "efbbbf" "$(head -c 3 "$T/sout" | od -An -tx1 | tr -d ' ')"
+seg --db n.db --rules x.rules --now $NOW --csv --fields attr.city,attr.nosuch vip
+eq "--fields attr.KEY: an attribute by name, absent ones empty" \
+	'"pid","unionid","member_id","external_userid","phone","attr.city","attr.nosuch"|"1","n1",,,,"上海",|"2","n2",,,,"北京",|' "$(crlf)"
+rm -f none.db
+seg --db none.db --rules x.rules --fields 'attr.a b' vip
+sstatus "--fields attr.KEY with a bad key: exit 2" 2
+check "--fields with a bad name: the database is not created" test ! -e none.db
 seg --db n.db --rules x.rules --now $NOW --fields nickname,city,attrs vip
 check "NDJSON --fields: facts by name, attrs as an object" python3 -c '
 import json, sys
@@ -250,6 +257,12 @@ seg --db rfm.db --rules x.rules --now $NOW --rfm --csv --fields orders,net_spend
 eq "--rfm --csv --fields: the layer's columns, then the facts" \
 	'"pid","unionid","member_id","external_userid","phone","r","f","m","rfm","orders","net_spend"|"1","r01",,,,"1","5","5","Cannot Lose","5","50000"|' \
 	"$(crlf | cut -d'|' -f1-2)|"
+seg --db rfm.db --rules x.rules --now $NOW --fields rfm,r,stage,orders 'rfm:cannot_lose or rfm:lost'
+eq "--fields with stored scores and the stage, for an expression" \
+	"r01=Cannot Lose/1/churned/5 r02=Cannot Lose/1/churned/4 r03=Lost/1/churned/1" \
+	"$(python3 -c '
+import json, sys
+print(" ".join("%s=%s/%s/%s/%s" % (o["unionid"], o["rfm"], o["r"], o["stage"], o["orders"]) for o in map(json.loads, open(sys.argv[1]))))' "$T/sout")"
 seg --db rfm.db --rules x.rules --now $NOW 'rfm:cannot_lose or rfm:lost'
 eq "rfm:NAME in an expression reads the stored segments" "r01 r02 r03" "$(members)"
 seg --db rfm.db --rules x.rules --now 2026-11-21T12:00:00+08:00 --as-tag winback 'rfm:at_risk'
@@ -285,6 +298,9 @@ printf 'stage churned 5\n' >bad.rules
 seg --db st.db --rules bad.rules --stages
 sstatus "stage churned N: exit 2" 2
 check "stage churned N: file:line:col" has_line "$T/serr" '^smr-segment: bad.rules:1:7: '
+printf 'stage silent 20\nstage active 20\n' >bad.rules
+seg --db st.db --rules bad.rules --stages
+check "stage silent not above stage active: exit 2 naming the later line" has_line "$T/serr" '^smr-segment: bad.rules:2:1: stage silent'
 
 # === value tiers at their thresholds =========================================
 printf '%s\n' 'tier 钻石 50000' 'tier 初级 0' 'tier 银卡 1000' 'tier 金卡 5000' 'tier 黑金 20000' >t.rules
@@ -313,6 +329,8 @@ seg --db t.db --rules t1.rules --now $NOW --tiers
 eq "--tiers: below the lowest tier is in no tier" "t2=银卡 t3=银卡 t4=银卡 t5=银卡 t6=银卡" "$(layer tier)"
 seg --db t.db --rules t.rules --now $NOW 'tier:金卡 or tier:钻石'
 eq "tier:NAME in an expression" "t4 t5 t6" "$(members)"
+seg --db t.db --rules t.rules --now $NOW --fields tier,stage 'tier:黑金 or tier:钻石'
+eq "--fields tier,stage for an expression" "t6=钻石" "$(layer tier)"
 rm -f none.db
 seg --db none.db --rules x.rules --now $NOW --tiers
 sstatus "--tiers with no tier statements: exit 2" 2
