@@ -6,6 +6,7 @@
 #include "../common/person.h"
 #include "../common/regex.h"
 #include "../common/rules.h"
+#include "../common/sop.h"
 #include "../common/source.h"
 #include "../common/tagger.h"
 #include "../common/tagrules.h"
@@ -142,6 +143,10 @@ int main(int argc, char **argv)
 	sqlite3 *db = db_open(":memory:");
 	struct facts *f = facts_open(db, a.o.now);
 	int errors = tagrules_compile(tr, db) + tr->errors;
+	struct sops *sops = sops_parse(r); /* one file, checked whole */
+	errors += sops->errors;
+	sops_note_unknown_tags(sops, r->file, tr);
+	sops_free(sops);
 	if (errors || a.check) {
 		facts_close(f);
 		db_close(db);

@@ -224,6 +224,11 @@ static int parse_stream(struct rules *r, FILE *f)
 		struct words ws;
 		split_words(line, &ws);
 		if (ws.n == 0) {
+			if (block) { /* keep the block's line numbering */
+				block = xrealloc(block, blen + 2);
+				block[blen++] = '\n';
+				block[blen] = '\0';
+			}
 			free(ws.buf);
 			continue;
 		}

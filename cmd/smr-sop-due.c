@@ -1,0 +1,193 @@
+/* smr-sop-due: enrol, exit and queue SOP steps; forecast with --simulate. */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/opts.h"
+#include "../common/person.h"
+#include "../common/rules.h"
+#include "../common/sop.h"
+#include "../common/sopdue.h"
+#include "../common/tstamp.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"smr-sop-due [--db PATH] [--rules PATH] [--now TIME] [--late DUR] [--simulate DUR] [--stats]";
+
+enum { OPT_LATE = 1, OPT_SIMULATE, OPT_STATS };
+
+struct args {
+	struct smr_opts o;
+	int64_t late, simulate;
+	int stats;
+};
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SMR_COMMON_OPTIONS,
+		{"late", required_argument, NULL, OPT_LATE},
+		{"simulate", required_argument, NULL, OPT_SIMULATE},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	a->late = 2 * 3600;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (opts_common(c, optarg, &a->o, usage))
+			continue;
+		switch (c) {
+		case OPT_LATE:
+			if (duration_parse(optarg, &a->late) != 0)
+				opts_usage_error(usage, "--late needs a duration such as 2h");
+			break;
+		case OPT_SIMULATE:
+			if (duration_parse(optarg, &a->simulate) != 0 || a->simulate < 86400 || a->simulate > 366 * 86400)
+				opts_usage_error(usage, "--simulate needs a duration from 1d to 366d, such as 14d");
+			break;
+		case OPT_STATS:
+			a->stats = 1;
+			break;
+		default:
+			opts_bad_option(usage, argv);
+		}
+	}
+	if (optind < argc)
+		opts_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
+	opts_defaults(&a->o);
+}
+
+/* Tag changes piped in from smr-tag are already in the database: read
+ * them so the writer does not block or see EPIPE, and decide from the
+ * database alone, as a cron run would. */
+static void drain_stdin(void)
+{
+	struct stat sb;
+	if (fstat(STDIN_FILENO, &sb) != 0 || !(S_ISFIFO(sb.st_mode) || S_ISREG(sb.st_mode)))
+		return;
+	char buf[65536];
+	while (fread(buf, 1, sizeof buf, stdin) > 0)
+		;
+}
+
+/* The most touches per person per day the policy allows ("cap any N/day"
+ * in the policy block), or 0 if none is set. */
+static int daily_cap(const struct rules *r)
+{
+	for (size_t i = 0; i < r->nstmts; i++) {
+		if (strcmp(r->stmts[i].keyword, "policy") != 0)
+			continue;
+		const char *p = strstr(r->stmts[i].text, "cap any ");
+		while (p) {
+			int n;
+			char unit[8];
+			const char *q = p + 8;
+			while (q && *q == ' ')
+				q++;
+			for (; q && *q && *q != '\n';) {
+				if (sscanf(q, "%d/%7[a-z]", &n, unit) == 2 && strcmp(unit, "day") == 0)
+					return n;
+				q = strchr(q, ' ');
+				if (q)
+					q++;
+			}
+			p = strstr(p + 1, "cap any ");
+		}
+	}
+	return 0;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
+}
+
+/* --simulate: walk the clock a day at a time with the current tags and
+ * SOPs, inside a savepoint that is rolled back: nothing is written. */
+static void simulate(sqlite3 *db, const struct sops *s, const struct rules *r, int64_t now, int64_t dur)
+{
+	int cap = daily_cap(r);
+	struct sopdue_stats st = {0};
+	int64_t *ids = NULL;
+	size_t nids = 0;
+	sqlite3_stmt *per = db_prepare(db,
+		"SELECT count(*) FROM touch WHERE state = 'queued' AND created_at = ?1 GROUP BY pid ORDER BY 1");
+	db_exec(db, "SAVEPOINT simulate");
+	for (int64_t t = now + 86400; t <= now + dur; t += 86400) {
+		sopdue_run(db, s, t, INT64_MAX / 4, &ids, &nids, &st);
+		long *counts = NULL, n = 0, total = 0, over = 0;
+		size_t capn = 0;
+		db_bind_int(db, per, 1, t);
+		while (db_row(db, per)) {
+			if ((size_t)n == capn)
+				counts = xrealloc(counts, (capn = capn ? capn * 2 : 256) * sizeof *counts);
+			counts[n] = sqlite3_column_int(per, 0);
+			total += counts[n];
+			over += cap > 0 && counts[n] > cap;
+			n++;
+		}
+		sqlite3_reset(per);
+		qsort(counts, (size_t)n, sizeof *counts, cmp_long);
+		char day[32];
+		time_format(t - 1, day, sizeof day);
+		day[10] = '\0';
+		printf("{\"day\":\"%s\",\"touches\":%ld,\"persons\":%ld,\"max\":%ld,\"p99\":%ld,\"mean\":%.2f,"
+		       "\"cap\":%d,\"over_cap\":%ld}\n",
+		       day, total, n, n ? counts[n - 1] : 0, n ? counts[(size_t)ceil(0.99 * (double)n) - 1] : 0,
+		       n ? (double)total / (double)n : 0.0, cap, over);
+		free(counts);
+	}
+	db_exec(db, "ROLLBACK TO simulate");
+	db_exec(db, "RELEASE simulate");
+	sqlite3_finalize(per);
+	free(ids);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	smr_progname = "smr-sop-due";
+	parse_args(&a, argc, argv);
+	struct rules *r = rules_load(a.o.rules, 1);
+	if (!r)
+		return SMR_USAGE;
+	struct sops *s = sops_parse(r);
+	if (s->errors) {
+		sops_free(s);
+		rules_free(r);
+		return SMR_USAGE;
+	}
+	opts_resolve_now(&a.o);
+	drain_stdin();
+	sqlite3 *db = db_open(a.o.db);
+	struct sopdue_stats st = {0};
+	db_begin(db);
+	if (a.simulate) {
+		simulate(db, s, r, a.o.now, a.simulate);
+		db_rollback(db);
+	} else {
+		int64_t *ids = NULL;
+		size_t nids = 0;
+		sopdue_run(db, s, a.o.now, a.late, &ids, &nids, &st);
+		db_commit(db);
+		struct person_lookup *pl = person_lookup_open(db, r);
+		sopdue_print(db, pl, ids, nids, stdout);
+		person_lookup_close(pl);
+		free(ids);
+		if (a.stats)
+			fprintf(stderr, "smr-sop-due: enrolled %ld, exited %ld, completed %ld; touches queued %ld, "
+			                "missed %ld, skipped %ld, held out %ld\n",
+			        st.enrolled, st.exited, st.completed, st.queued, st.missed, st.skipped, st.held_out);
+	}
+	db_close(db);
+	sops_free(s);
+	rules_free(r);
+	return SMR_OK;
+}

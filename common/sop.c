@@ -1,0 +1,352 @@
+#include "sop.h"
+#include "err.h"
+#include "tagrules.h"
+#include "tstamp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_WINDOW (7 * 86400)
+
+static const char *skip_space(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* The next word of *p (letters, digits, _ : - . / and non-ASCII). */
+static size_t word(const char **p, char *out, size_t outlen)
+{
+	*p = skip_space(*p);
+	size_t n = 0;
+	while ((*p)[n] && !isspace((unsigned char)(*p)[n]))
+		n++;
+	if (n == 0 || n >= outlen) {
+		out[0] = '\0';
+		return n ? (size_t)-1 : 0;
+	}
+	memcpy(out, *p, n);
+	out[n] = '\0';
+	*p += n;
+	return n;
+}
+
+static int name_ok(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_-:.", *s) && (unsigned char)*s < 0x80)
+			return 0;
+	return 1;
+}
+
+struct ctx {
+	const char *file;
+	int line;
+	const char *text;   /* the current line, for columns */
+	int errors;
+};
+
+static void err_at(struct ctx *c, const char *at, const char *fmt, const char *arg)
+{
+	rules_error(c->file, c->line, at ? utf8_column(c->text, (size_t)(at - c->text)) : 1, fmt, arg);
+	c->errors++;
+}
+
+/* step OFFSET HH:MM CHANNEL CONTENT */
+static void parse_step(struct ctx *c, struct sop *s, const char *p)
+{
+	struct sop_step st = {0};
+	char w[SOP_NAME_MAX];
+	const char *at = skip_space(p);
+	char *end;
+	if (word(&p, w, sizeof w) == 0) {
+		err_at(c, at, "step needs OFFSET TIME CHANNEL CONTENT, e.g. %s", "step 1d 12:00 private reminder");
+		return;
+	}
+	errno = 0;
+	long d = strtol(w, &end, 10);
+	if (end == w || (*end && strcmp(end, "d") != 0) || d < 0 || d > 3650 || errno) {
+		err_at(c, at, "bad step offset \"%s\" (days: 0d, 1d, 3d ...)", w);
+		return;
+	}
+	st.day = (int)d;
+	at = skip_space(p);
+	if (word(&p, w, sizeof w) != 5 || !isdigit((unsigned char)w[0]) || !isdigit((unsigned char)w[1]) || w[2] != ':' ||
+	    !isdigit((unsigned char)w[3]) || !isdigit((unsigned char)w[4]) ||
+	    (st.hour = (w[0] - '0') * 10 + w[1] - '0') > 23 || (st.minute = (w[3] - '0') * 10 + w[4] - '0') > 59) {
+		err_at(c, at, "bad step time \"%s\" (local HH:MM)", w);
+		return;
+	}
+	at = skip_space(p);
+	if (word(&p, st.channel, sizeof st.channel) == 0 || !name_ok(st.channel)) {
+		err_at(c, at, "step needs a channel (private, moments, group:ID, ...)%s", "");
+		return;
+	}
+	at = skip_space(p);
+	if (word(&p, st.content, sizeof st.content) == 0 || !name_ok(st.content)) {
+		err_at(c, at, "step needs a content id%s", "");
+		return;
+	}
+	if (*skip_space(p)) {
+		err_at(c, skip_space(p), "unexpected \"%s\" after the step", skip_space(p));
+		return;
+	}
+	st.line = c->line;
+	for (size_t i = 0; i < s->nsteps; i++)
+		if (s->steps[i].day == st.day && s->steps[i].hour == st.hour && s->steps[i].minute == st.minute &&
+		    strcmp(s->steps[i].channel, st.channel) == 0) {
+			err_at(c, NULL, "two steps at the same time on the same channel (also line %s)", "above");
+			return;
+		}
+	s->steps = xrealloc(s->steps, (s->nsteps + 1) * sizeof *s->steps);
+	s->steps[s->nsteps++] = st;
+}
+
+static int step_cmp(const void *a, const void *b)
+{
+	const struct sop_step *x = a, *y = b;
+	int kx = (x->day * 24 + x->hour) * 60 + x->minute, ky = (y->day * 24 + y->hour) * 60 + y->minute;
+	return (kx > ky) - (kx < ky);
+}
+
+static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
+{
+	char kw[32], w[SOP_NAME_MAX];
+	const char *p = line, *at = skip_space(line);
+	if (word(&p, kw, sizeof kw) == 0)
+		return;
+	if (strcmp(kw, "trigger") == 0) {
+		at = skip_space(p);
+		if (word(&p, s->trigger, sizeof s->trigger) == 0 || !tag_name_valid(s->trigger) || *skip_space(p))
+			err_at(c, at, "trigger needs one tag name%s", "");
+	} else if (strcmp(kw, "exit") == 0) {
+		for (;;) {
+			at = skip_space(p);
+			size_t n = word(&p, w, sizeof w);
+			if (n == 0)
+				break;
+			if (n == (size_t)-1 || !tag_name_valid(w)) {
+				err_at(c, at, "bad tag name in exit%s", "");
+				break;
+			}
+			s->exits = xrealloc(s->exits, (s->nexits + 1) * sizeof *s->exits);
+			s->exits[s->nexits++] = xstrdup(w);
+		}
+	} else if (strcmp(kw, "on_leave") == 0) {
+		at = skip_space(p);
+		word(&p, w, sizeof w);
+		if (strcmp(w, "exit") == 0)
+			s->exit_on_leave = 1;
+		else if (strcmp(w, "stay") == 0)
+			s->exit_on_leave = 0;
+		else
+			err_at(c, at, "on_leave is exit or stay%s", "");
+	} else if (strcmp(kw, "window") == 0) {
+		at = skip_space(p);
+		word(&p, w, sizeof w);
+		if (duration_parse(w, &s->window) != 0 || s->window <= 0)
+			err_at(c, at, "bad window \"%s\" (e.g. 7d)", w);
+	} else if (strcmp(kw, "staff") == 0) {
+		at = skip_space(p);
+		if (word(&p, s->staff, sizeof s->staff) == 0 || !name_ok(s->staff))
+			err_at(c, at, "staff is owner or a staff account id%s", "");
+	} else if (strcmp(kw, "priority") == 0 || strcmp(kw, "holdout") == 0) {
+		int hold = kw[0] == 'h';
+		at = skip_space(p);
+		word(&p, w, sizeof w);
+		char *end;
+		long v = strtol(w, &end, 10);
+		if (end == w || (hold ? strcmp(end, "%") != 0 || v < 0 || v > 100 : *end || v < -1000 || v > 1000))
+			err_at(c, at, hold ? "holdout is a percentage, e.g. 10%%%s" : "priority is an integer%s", "");
+		else if (hold)
+			s->holdout_pct = (int)v;
+		else
+			s->priority = (int)v;
+	} else if (strcmp(kw, "step") == 0) {
+		parse_step(c, s, p);
+	} else {
+		err_at(c, at, "unknown sop statement \"%s\"", kw);
+	}
+}
+
+static void parse_sop(struct ctx *c, struct sops *all, const struct rule_stmt *st)
+{
+	struct sop s = {0};
+	s.exit_on_leave = 1;
+	s.window = DEFAULT_WINDOW;
+	snprintf(s.staff, sizeof s.staff, "owner");
+	s.line = st->line;
+	char *text = xstrdup(st->text), *next;
+	int lineno = st->line;
+	for (char *line = text; line; line = next, lineno++) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		c->line = lineno;
+		c->text = line;
+		if (lineno == st->line) {
+			const char *p = skip_space(line) + 3;
+			const char *at = skip_space(p);
+			if (word(&p, s.name, sizeof s.name) == 0 || !name_ok(s.name) || *skip_space(p))
+				err_at(c, at, "sop needs one name%s", "");
+			continue;
+		}
+		if (strcmp(skip_space(line), "end") == 0)
+			break;
+		parse_sop_line(c, &s, line);
+	}
+	free(text);
+	c->line = st->line;
+	c->text = st->text;
+	if (!s.trigger[0])
+		err_at(c, NULL, "sop %s has no trigger", s.name);
+	if (s.nsteps == 0)
+		err_at(c, NULL, "sop %s has no step", s.name);
+	qsort(s.steps, s.nsteps, sizeof *s.steps, step_cmp);
+	for (size_t i = 0; i < all->nsops; i++)
+		if (strcmp(all->sops[i].name, s.name) == 0)
+			err_at(c, NULL, "sop %s is defined twice", s.name);
+	all->sops = xrealloc(all->sops, (all->nsops + 1) * sizeof *all->sops);
+	all->sops[all->nsops++] = s;
+}
+
+/* A "..." text with \" \\ \n escapes. */
+static char *quoted(const char **pp)
+{
+	const char *p = *pp;
+	if (*p != '"')
+		return NULL;
+	size_t cap = strlen(p), n = 0;
+	char *out = xmalloc(cap + 1);
+	for (p++; *p && *p != '"'; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			out[n++] = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	if (*p != '"') {
+		free(out);
+		return NULL;
+	}
+	out[n] = '\0';
+	*pp = p + 1;
+	return out;
+}
+
+/* content ID CHANNEL "TEXT" */
+static void parse_content(struct ctx *c, struct sops *all, const struct rule_stmt *st)
+{
+	struct content ct = {0};
+	c->line = st->line;
+	c->text = st->text;
+	const char *p = skip_space(st->text) + 7, *at = skip_space(p);
+	if (word(&p, ct.id, sizeof ct.id) == 0 || !name_ok(ct.id)) {
+		err_at(c, at, "content needs an id%s", "");
+		return;
+	}
+	at = skip_space(p);
+	if (word(&p, ct.channel, sizeof ct.channel) == 0 || !name_ok(ct.channel)) {
+		err_at(c, at, "content needs a channel%s", "");
+		return;
+	}
+	p = skip_space(p);
+	at = p;
+	ct.text = quoted(&p);
+	if (!ct.text || *skip_space(p)) {
+		err_at(c, at, "content text must be one \"quoted string\"%s", "");
+		free(ct.text);
+		return;
+	}
+	ct.line = st->line;
+	for (size_t i = 0; i < all->ncontents; i++)
+		if (strcmp(all->contents[i].id, ct.id) == 0) {
+			err_at(c, NULL, "content %s is defined twice", ct.id);
+			free(ct.text);
+			return;
+		}
+	all->contents = xrealloc(all->contents, (all->ncontents + 1) * sizeof *all->contents);
+	all->contents[all->ncontents++] = ct;
+}
+
+const struct content *sops_content(const struct sops *s, const char *id)
+{
+	for (size_t i = 0; i < s->ncontents; i++)
+		if (strcmp(s->contents[i].id, id) == 0)
+			return &s->contents[i];
+	return NULL;
+}
+
+struct sops *sops_parse(const struct rules *r)
+{
+	struct sops *all = xcalloc(1, sizeof *all);
+	struct ctx c = {.file = r->file};
+	for (size_t i = 0; i < r->nstmts; i++) {
+		if (strcmp(r->stmts[i].keyword, "sop") == 0)
+			parse_sop(&c, all, &r->stmts[i]);
+		else if (strcmp(r->stmts[i].keyword, "content") == 0)
+			parse_content(&c, all, &r->stmts[i]);
+	}
+	for (size_t i = 0; i < all->nsops; i++)
+		for (size_t k = 0; k < all->sops[i].nsteps; k++) {
+			const struct sop_step *st = &all->sops[i].steps[k];
+			const struct content *ct = sops_content(all, st->content);
+			c.line = st->line;
+			c.text = "";
+			if (!ct)
+				err_at(&c, NULL, "step names unknown content \"%s\"", st->content);
+			else if (strcmp(ct->channel, st->channel) != 0 && strcmp(ct->channel, "any") != 0)
+				err_at(&c, NULL, "content \"%s\" is for another channel", ct->id);
+		}
+	all->errors = c.errors;
+	return all;
+}
+
+static void note_tag(const char *file, const struct sop *sp, const char *role, const char *tag,
+                     const struct tagrules *tr)
+{
+	if (tag[0] && !tagrules_find(tr, tag))
+		fprintf(stderr, "%s: %s:%d: note: sop %s: %s \"%s\" is not defined by a tag rule "
+		        "(fine if set by hand or by smr-segment --as-tag)\n", smr_progname, file, sp->line, sp->name, role, tag);
+}
+
+void sops_note_unknown_tags(const struct sops *s, const char *file, const struct tagrules *tr)
+{
+	for (size_t i = 0; i < s->nsops; i++) {
+		note_tag(file, &s->sops[i], "trigger", s->sops[i].trigger, tr);
+		for (size_t k = 0; k < s->sops[i].nexits; k++)
+			note_tag(file, &s->sops[i], "exit tag", s->sops[i].exits[k], tr);
+	}
+}
+
+void sops_free(struct sops *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nsops; i++) {
+		for (size_t k = 0; k < s->sops[i].nexits; k++)
+			free(s->sops[i].exits[k]);
+		free(s->sops[i].exits);
+		free(s->sops[i].steps);
+	}
+	free(s->sops);
+	for (size_t i = 0; i < s->ncontents; i++)
+		free(s->contents[i].text);
+	free(s->contents);
+	free(s);
+}
+
+int64_t sop_step_due(const struct sop_step *step, int64_t day0)
+{
+	struct tm tm;
+	utc_to_local(day0, &tm);
+	/* mktime normalises tm_mday past the month's end */
+	return local_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + step->day, step->hour, step->minute, 0);
+}

@@ -1,0 +1,77 @@
+/* SOP and content statements of the rules file (smr-rules(5)):
+ *
+ *   sop cart_A_followup
+ *     trigger cart_A
+ *     exit first_purchase repeat_buyer
+ *     on_leave exit              # or stay
+ *     window 7d
+ *     staff owner                # or a staff account id
+ *     priority 0
+ *     step 0d 20:00 private cart_reminder_A
+ *     step 1d 12:00 moments reviews_A
+ *   end
+ *   content cart_reminder_A private "{{nickname|亲}}，你购物车里的{{item}}还在等你"
+ */
+#ifndef SMR_SOP_H
+#define SMR_SOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules.h"
+
+#define SOP_NAME_MAX 64
+
+struct sop_step {
+	int day;                  /* offset from day 0 */
+	int hour, minute;         /* local wall time */
+	char channel[SOP_NAME_MAX];
+	char content[SOP_NAME_MAX];
+	int line;
+};
+
+struct sop {
+	char name[SOP_NAME_MAX];
+	char trigger[SOP_NAME_MAX];
+	char **exits;
+	size_t nexits;
+	int exit_on_leave;        /* default 1 */
+	int64_t window;           /* seconds; default 7 days */
+	char staff[SOP_NAME_MAX]; /* "owner" (attrs.staff) or an account id */
+	int priority;
+	int holdout_pct;          /* persons held out, 0-100 */
+	struct sop_step *steps;   /* by due order */
+	size_t nsteps;
+	int line;
+};
+
+struct content {
+	char id[SOP_NAME_MAX];
+	char channel[SOP_NAME_MAX];
+	char *text;
+	int line;
+};
+
+struct sops {
+	struct sop *sops;
+	size_t nsops;
+	struct content *contents;
+	size_t ncontents;
+	int errors;
+};
+
+/* Parse every sop block and content line of R, reporting errors at
+ * file:line:col (counted in ->errors). */
+struct sops *sops_parse(const struct rules *r);
+void sops_free(struct sops *s);
+const struct content *sops_content(const struct sops *s, const char *id);
+
+/* Note on stderr (not an error: such tags may be set by hand or by
+ * smr-segment --as-tag) triggers and exit tags no tag rule defines. */
+struct tagrules;
+void sops_note_unknown_tags(const struct sops *s, const char *file, const struct tagrules *tr);
+
+/* The UTC due time of STEP for an enrollment whose day 0 is DAY0. */
+int64_t sop_step_due(const struct sop_step *step, int64_t day0);
+
+#endif
