@@ -45,7 +45,7 @@ static const char rfm_sql[] =
 	"   1 + 5 * (rank() OVER (ORDER BY orders) - 1) / n AS f,"
 	"   1 + 5 * (rank() OVER (ORDER BY spend - refunded) - 1) / n AS m"
 	"  FROM main.person, (SELECT count(*) AS n FROM main.person WHERE orders > 0)"
-	"  WHERE orders > 0))";
+	"  WHERE orders > 0)) ORDER BY pid";
 
 long rfm_compute(sqlite3 *db, int64_t now)
 {
