@@ -158,6 +158,8 @@ eq "--as-tag after x2 lost tag b: x2 leaves" "x2 grp remove" "$(schanges)"
 eq "--as-tag: members now" "x1 x5" "$(sq x.db "SELECT group_concat(value, ' ') FROM (SELECT value FROM tag JOIN identity USING (pid) WHERE tag = 'grp' AND kind = 'unionid' ORDER BY value)")"
 seg $X --as-tag grp 'b'
 eq "--as-tag with another expression: x3 enters, x1 and x5 leave" "x3 grp add;x1 grp remove;x5 grp remove" "$(schanges)"
+tag --db x.db --rules x.rules --now $NOW --full
+eq "smr-tag --full leaves segment tags alone" "x3" "$(sq x.db "SELECT group_concat(value, ' ') FROM tag JOIN identity USING (pid) WHERE tag = 'grp' AND kind = 'unionid'")"
 seg $X --as-tag grp --count 'a'
 sstatus "--as-tag with --count: exit 2" 2
 printf 'tag a when orders > 0\n' >r.rules
