@@ -153,6 +153,8 @@ static void test_time(void)
 	tp_bad("-5", "negative epoch");
 	tp_bad("1795176900.5", "fractional epoch");
 	tp_bad("9999999999999", "epoch out of range");
+	tp_bad("999999999999", "epoch past year 9999");
+	tp_ok("253402300799", 253402300799LL);
 	tp_bad("1969-12-31T23:59:59Z", "before 1970");
 }
 

@@ -1,0 +1,102 @@
+# Helpers sourced by tests/e2e/*.sh (not a test itself).
+#
+# Each check prints "ok - name" or "FAIL - name (details)". A script runs in
+# its own temporary directory ($T, removed on exit) with SMR_DB and
+# SMR_RULES unset, so nothing leaks in from the caller's environment.
+set -u
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SMR_BIN=${SMR_BIN:-$TESTS_DIR/../bin}
+SMR_BIN=$(cd "$SMR_BIN" && pwd) || exit 3
+FIXTURES="$TESTS_DIR/fixtures"
+ING="$SMR_BIN/smr-ingest"
+T=$(mktemp -d "${TMPDIR:-/tmp}/smr-e2e.XXXXXX") || exit 3
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 3
+unset SMR_DB SMR_RULES
+export LC_ALL=C.UTF-8 2>/dev/null || export LC_ALL=C
+
+NFAIL=0
+ok() { printf 'ok - %s\n' "$1"; }
+fail() {
+	local d
+	# one line, valid UTF-8 (invalid bytes dropped), not too long
+	d=$(printf '%s' "$2" | tr '\n\r' '||' | iconv -f UTF-8 -t UTF-8 -c 2>/dev/null | cut -c1-400)
+	printf 'FAIL - %s (%s)\n' "$1" "$d"
+	NFAIL=$((NFAIL + 1))
+}
+# check NAME CONDITION... : ok if the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else fail "$name" "false: $*"; fi
+}
+# eq NAME EXPECTED ACTUAL
+eq() {
+	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected '$2', got '$3'"; fi
+}
+
+# run ARGS...: smr-ingest with stdout in $T/out, stderr in $T/err, status in RC.
+# A sanitizer report anywhere is a failure of its own.
+RUNS=0
+run() {
+	"$ING" "$@" >"$T/out" 2>"$T/err"
+	RC=$?
+	RUNS=$((RUNS + 1))
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/err"; then
+		fail "no sanitizer report (run $RUNS: smr-ingest $*)" "$(head -5 "$T/err")"
+	fi
+	return 0
+}
+# runin FILE ARGS...: like run, with stdin from FILE.
+runin() {
+	local f=$1
+	shift
+	run "$@" <"$f"
+}
+
+# A field of the summary record on stdout.
+field() { sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" "$T/out"; }
+# summary NAME "read inserted duplicates rejected new_persons merges conflicts"
+summary() {
+	local got nl
+	got="$(field read) $(field inserted) $(field duplicates) $(field rejected) $(field new_persons) $(field merges) $(field conflicts)"
+	nl=$(wc -l <"$T/out")
+	if [ "$got" = "$2" ] && [ "$nl" -eq 1 ]; then
+		ok "$1"
+	else
+		fail "$1" "expected summary '$2', got '$got' in $nl line(s): $(cat "$T/out")"
+	fi
+}
+# status NAME EXPECTED
+status() {
+	if [ "$RC" = "$2" ]; then ok "$1"; else fail "$1" "exit status $RC, expected $2; stderr: $(head -3 "$T/err")"; fi
+}
+# sq DB SQL: one query through the sqlite3 CLI.
+sq() { sqlite3 -batch -cmd '.timeout 10000' "$1" "$2"; }
+# has_line FILE PATTERN (grep -E)
+has_line() { grep -qE -- "$2" "$1"; }
+
+finish() { [ "$NFAIL" -eq 0 ]; exit $?; }
+
+# facts_consistent NAME DB: person facts, person_type and identities agree
+# with the events (no orphans, every person holds an identifier).
+facts_consistent() {
+	local bad
+	bad=$(sq "$2" "
+SELECT (SELECT count(*) FROM person p WHERE
+   events != (SELECT count(*) FROM event e WHERE e.pid = p.pid)
+   OR orders != (SELECT count(*) FROM event e WHERE e.pid = p.pid AND type = 'order')
+   OR spend != (SELECT coalesce(sum(amount), 0) FROM event e WHERE e.pid = p.pid AND type = 'order')
+   OR first_order_at IS NOT (SELECT min(ts) FROM event e WHERE e.pid = p.pid AND type = 'order')
+   OR last_order_at IS NOT (SELECT max(ts) FROM event e WHERE e.pid = p.pid AND type = 'order')
+   OR first_seen IS NOT (SELECT min(ts) FROM event e WHERE e.pid = p.pid)
+   OR last_seen IS NOT (SELECT max(ts) FROM event e WHERE e.pid = p.pid))
+ || ' ' || (SELECT count(*) FROM (SELECT pid, type, n, first_ts, last_ts FROM person_type EXCEPT
+     SELECT pid, type, count(*), min(ts), max(ts) FROM event GROUP BY pid, type))
+ || ' ' || (SELECT count(*) FROM (SELECT pid, type, count(*), min(ts), max(ts) FROM event GROUP BY pid, type EXCEPT
+     SELECT pid, type, n, first_ts, last_ts FROM person_type))
+ || ' ' || (SELECT count(*) FROM event WHERE pid NOT IN (SELECT pid FROM person))
+ || ' ' || (SELECT count(*) FROM identity WHERE pid NOT IN (SELECT pid FROM person))
+ || ' ' || (SELECT count(*) FROM person WHERE pid NOT IN (SELECT pid FROM identity))")
+	eq "$1: facts, person_type and identities agree with the events (mismatches: facts, type+, type-, orphan events, orphan ids, bare persons)" "0 0 0 0 0 0" "$bad"
+}
