@@ -16,7 +16,7 @@ struct facts {
 	sqlite3 *db;
 	int64_t now;
 	sqlite3_stmt *count_st, *count_item_st, *future_st, *future_item_st, *last_st, *last_item_st,
-		*first_st, *first_item_st, *orders_after_st, *said_st, *coupons_st, *attr_st, *tagged_st;
+		*first_st, *first_item_st, *orders_after_st, *said_st, *coupons_st, *attr_st, *tagged_st, *any_future_st;
 	int64_t latest_event;       /* the latest event time in the database */
 	struct change *changes;     /* open addressing on pid */
 	size_t cap, used;
@@ -74,6 +74,17 @@ static void note_change(struct facts *f, int64_t pid, int64_t at)
 	}
 }
 
+void facts_note_future_events(struct facts *f, int64_t pid)
+{
+	if (f->latest_event <= f->now)
+		return;
+	sqlite3_bind_int64(f->any_future_st, 1, pid);
+	sqlite3_bind_int64(f->any_future_st, 2, f->now);
+	if (db_row(f->db, f->any_future_st) && sqlite3_column_type(f->any_future_st, 0) != SQLITE_NULL)
+		note_change(f, pid, sqlite3_column_int64(f->any_future_st, 0));
+	sqlite3_reset(f->any_future_st);
+}
+
 void facts_reset_changes(struct facts *f)
 {
 	if (f->cap)
@@ -95,6 +106,15 @@ int64_t facts_next_change(const struct facts *f, int64_t pid)
 }
 
 static struct facts *ctx(sqlite3_context *c) { return sqlite3_user_data(c); }
+
+/* A pattern that is not a literal in the rules (checked at --check) but
+ * comes from data: it matches nothing; say so once per run. */
+static void bad_pattern(const char *pat, const char *why)
+{
+	static int warned;
+	if (!warned++)
+		smr_warnx(NULL, 0, "pattern \"%.60s\" from data: %s (treated as no match)", pat, why);
+}
 
 /* A window argument: seconds, or -1 for 'all'; reports bad ones. */
 static int64_t window_arg(sqlite3_context *c, sqlite3_value *v)
@@ -244,7 +264,8 @@ static void fn_said(sqlite3_context *c, int argc, sqlite3_value **argv)
 	const char *pat = (const char *)sqlite3_value_text(argv[1]);
 	const struct regex *re = pat ? regex_get(pat, why, sizeof why) : NULL;
 	if (!re) {
-		sqlite3_result_error(c, pat ? why : "said() needs a pattern", -1);
+		if (pat)
+			bad_pattern(pat, why);
 		return;
 	}
 	int64_t w = argc == 3 ? window_arg(c, argv[2]) : -1;
@@ -340,7 +361,7 @@ static void fn_regexp(sqlite3_context *c, int argc, sqlite3_value **argv)
 		return;
 	const struct regex *re = regex_get(pat, why, sizeof why);
 	if (!re) {
-		sqlite3_result_error(c, why, -1);
+		bad_pattern(pat, why); /* from data, not a literal: no match */
 		return;
 	}
 	sqlite3_result_int(c, regex_match(re, subj, (size_t)sqlite3_value_bytes(argv[1])));
@@ -401,6 +422,7 @@ struct facts *facts_open(sqlite3 *db, int64_t now)
 	sqlite3_finalize(latest);
 	f->attr_st = db_prepare(db, "SELECT json_extract(attrs, '$.\"' || replace(?2, '\"', '') || '\"') FROM main.person WHERE pid = ?1");
 	f->tagged_st = db_prepare(db, "SELECT 1 FROM main.tag WHERE pid = ?1 AND tag = ?2");
+	f->any_future_st = db_prepare(db, "SELECT min(ts) FROM main.event WHERE pid = ?1 AND ts > ?2");
 	return f;
 }
 
@@ -410,7 +432,7 @@ void facts_close(struct facts *f)
 		return;
 	sqlite3_stmt *all[] = {f->count_st, f->count_item_st, f->future_st, f->future_item_st, f->last_st,
 		f->last_item_st, f->first_st, f->first_item_st, f->orders_after_st, f->said_st, f->coupons_st,
-		f->attr_st, f->tagged_st};
+		f->attr_st, f->tagged_st, f->any_future_st};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	free(f->changes);

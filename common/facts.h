@@ -20,6 +20,9 @@ void facts_close(struct facts *f);
 
 /* Forget noted change moments (call before evaluating a chunk). */
 void facts_reset_changes(struct facts *f);
+/* In a backfill (events dated after now exist), note the person's next
+ * such event: whatever a condition reads may change when it comes. */
+void facts_note_future_events(struct facts *f, int64_t pid);
 /* The earliest noted change moment for PID, or 0 if none. */
 int64_t facts_next_change(const struct facts *f, int64_t pid);
 

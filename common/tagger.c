@@ -224,6 +224,7 @@ static void run_chunk(struct run *r)
 		unsigned char *want = bits + k * (tr->ntags + 1);
 		apply_ladders(tr, want);
 		reconcile(r, rows[k].pid, want);
+		facts_note_future_events(r->facts, rows[k].pid);
 		int64_t next = facts_next_change(r->facts, rows[k].pid);
 		db_bind_int(r->db, r->check, 1, rows[k].pid);
 		db_bind_opt_int(r->db, r->check, 2, next != 0, next);
@@ -257,10 +258,14 @@ static int64_t rules_hash(const struct tagrules *tr)
 			for (const char *c = parts[p]; *c; c++)
 				h = (h ^ (unsigned char)*c) * 1099511628211ULL;
 	}
-	for (size_t l = 0; l < tr->nladders; l++)
-		for (size_t k = 0; k < tr->ladders[l].ntags; k++)
+	for (size_t l = 0; l < tr->nladders; l++) {
+		h = (h ^ 0x1d) * 1099511628211ULL; /* a new ladder starts here */
+		for (size_t k = 0; k < tr->ladders[l].ntags; k++) {
 			for (const char *c = tr->ladders[l].tags[k]; *c; c++)
 				h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+			h = (h ^ 0x1f) * 1099511628211ULL;
+		}
+	}
 	return (int64_t)(h >> 1);
 }
 
