@@ -4,6 +4,7 @@
 #include "../common/facts.h"
 #include "../common/opts.h"
 #include "../common/person.h"
+#include "../common/policy.h"
 #include "../common/regex.h"
 #include "../common/rules.h"
 #include "../common/sop.h"
@@ -145,6 +146,9 @@ int main(int argc, char **argv)
 	int errors = tagrules_compile(tr, db) + tr->errors;
 	struct sops *sops = sops_parse(r); /* one file, checked whole */
 	errors += sops->errors;
+	struct policy *pol = policy_parse(r);
+	errors += pol->errors;
+	policy_free(pol);
 	sops_note_unknown_tags(sops, r->file, tr);
 	sops_free(sops);
 	if (errors || a.check) {

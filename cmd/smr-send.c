@@ -1,0 +1,133 @@
+/* smr-send: deliver touches with restraint. */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/opts.h"
+#include "../common/person.h"
+#include "../common/policy.h"
+#include "../common/rules.h"
+#include "../common/sender.h"
+#include "../common/sop.h"
+#include "../common/source.h"
+#include "../common/transport.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"smr-send [--db PATH] [--rules PATH] [--now TIME] [--transport SPEC] [--queued] [--dry-run] [--limit N]";
+
+enum { OPT_TRANSPORT = 1, OPT_QUEUED, OPT_DRY_RUN, OPT_LIMIT, OPT_STATS };
+
+struct args {
+	struct smr_opts o;
+	const char *transport;
+	int queued, dry_run, stats;
+	long limit;
+};
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SMR_COMMON_OPTIONS,
+		{"transport", required_argument, NULL, OPT_TRANSPORT},
+		{"queued", no_argument, NULL, OPT_QUEUED},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (opts_common(c, optarg, &a->o, usage))
+			continue;
+		switch (c) {
+		case OPT_TRANSPORT: a->transport = optarg; break;
+		case OPT_QUEUED: a->queued = 1; break;
+		case OPT_DRY_RUN: a->dry_run = 1; break;
+		case OPT_STATS: a->stats = 1; break;
+		case OPT_LIMIT:
+			if ((a->limit = opts_int(optarg)) < 1)
+				opts_usage_error(usage, "--limit needs a positive integer");
+			break;
+		default: opts_bad_option(usage, argv);
+		}
+	}
+	if (optind < argc)
+		opts_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
+	opts_defaults(&a->o);
+	if (!a->transport)
+		a->transport = getenv("SMR_TRANSPORT");
+	if (!a->transport && !a->dry_run)
+		opts_usage_error(usage, "--transport (or $SMR_TRANSPORT) is needed, e.g. file:out.ndjson");
+}
+
+/* Touch records on stdin (as smr-sop-due prints them): their ids go to
+ * temp.send_input. Returns the number of rejected lines. */
+static long read_input(sqlite3 *db)
+{
+	char err[256];
+	struct source *src = source_open("-", FORMAT_NDJSON, NULL, err, sizeof err);
+	if (!src)
+		smr_die(SMR_FATAL, "<stdin>: %s", err);
+	db_exec(db, "CREATE TEMP TABLE IF NOT EXISTS send_input(id INTEGER PRIMARY KEY)");
+	sqlite3_stmt *ins = db_prepare(db, "INSERT OR IGNORE INTO temp.send_input(id) VALUES (?1)");
+	struct record rec;
+	long rejected = 0;
+	int rc;
+	while ((rc = source_next(src, &rec)) == 1) {
+		json_t *id = rec.obj ? json_object_get(rec.obj, "touch") : NULL;
+		if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+			smr_warnx(source_name(src), rec.line, "%s", rec.obj ? "no \"touch\" id in the record" : rec.err);
+			rejected++;
+		} else {
+			db_bind_int(db, ins, 1, json_integer_value(id));
+			db_run(db, ins);
+		}
+		record_clear(&rec);
+	}
+	if (rc < 0)
+		smr_die(SMR_FATAL, "<stdin>: %s", rec.err);
+	sqlite3_finalize(ins);
+	source_close(src);
+	return rejected;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	smr_progname = "smr-send";
+	parse_args(&a, argc, argv);
+	struct rules *r = rules_load(a.o.rules, 1);
+	if (!r)
+		return SMR_USAGE;
+	struct sops *sops = sops_parse(r);
+	struct policy *pol = policy_parse(r);
+	if (sops->errors || pol->errors)
+		return SMR_USAGE;
+	opts_resolve_now(&a.o);
+	char err[256];
+	struct transport *t = NULL;
+	if (a.transport && !(t = transport_open(a.transport, err, sizeof err)))
+		smr_die(SMR_USAGE, "--transport: %s", err);
+	sqlite3 *db = db_open(a.o.db);
+	long rejected = a.queued ? 0 : read_input(db);
+	struct person_lookup *pl = person_lookup_open(db, r);
+	struct sender *s = sender_open(db, sops, pol, pl, t, a.o.now, a.dry_run, stdout);
+	if (t)
+		sender_recover(s);
+	sender_run(s, a.queued, a.limit);
+	struct send_stats st;
+	sender_close(s, &st);
+	if (a.stats)
+		fprintf(stderr, "smr-send: sent %ld, deferred %ld, suppressed %ld, failed %ld, unknown %ld, skipped %ld\n",
+		        st.sent, st.deferred, st.suppressed, st.failed, st.unknown, st.skipped);
+	person_lookup_close(pl);
+	db_close(db);
+	transport_close(t);
+	policy_free(pol);
+	sops_free(sops);
+	rules_free(r);
+	return rejected || st.failed || st.unknown ? SMR_PARTIAL : SMR_OK;
+}
