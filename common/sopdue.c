@@ -132,7 +132,7 @@ static size_t due_steps(struct pass *p, int64_t enr, int64_t pid, int64_t day0, 
 			return next;
 		}
 		if (due < day0)
-			add_touch(p, enr, pid, next, due, "skipped", "due before enrollment");
+			add_touch(p, enr, pid, next, due, "skipped", "due before day 0 (the tag was entered after the step time)");
 		else if (held)
 			add_touch(p, enr, pid, next, due, "holdout", "holdout group");
 		else if (p->now - due > p->late)
