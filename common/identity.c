@@ -7,7 +7,7 @@
 
 /* Facts recomputed from the person's events up to UPTO (the batch being
  * ingested adds its own at commit). */
-#define NMERGE 13
+#define NMERGE 11
 static const char *const merge_sql[NMERGE] = {
 	"UPDATE event SET pid = ?1 WHERE pid = ?2",
 	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
@@ -17,9 +17,6 @@ static const char *const merge_sql[NMERGE] = {
 	"UPDATE tag_log SET pid = ?1 WHERE pid = ?2",
 	"UPDATE person SET attrs = json_patch((SELECT attrs FROM person WHERE pid = ?2), attrs), "
 	"created_at = min(created_at, (SELECT created_at FROM person WHERE pid = ?2)) WHERE pid = ?1",
-	"DELETE FROM person_type WHERE pid IN (?1, ?2)",
-	"INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
-	"SELECT ?1, type, count(*), min(ts), max(ts) FROM event WHERE pid = ?1 AND eid <= ?3 GROUP BY type",
 	"UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
 	"(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "
 	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "

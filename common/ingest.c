@@ -13,7 +13,7 @@ struct ingest {
 	int batch, in_batch;
 	int64_t batch_start;        /* max eid before this batch */
 	long inserted, duplicates;
-	sqlite3_stmt *seen, *insert, *attrs, *max_eid, *flush_types, *flush_persons;
+	sqlite3_stmt *seen, *insert, *attrs, *max_eid, *flush_persons;
 };
 
 struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch)
@@ -32,11 +32,6 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 	/* NOT INDEXED: read this batch's events by rowid range. Left to itself
 	 * the planner walks the whole event_pid index (to skip the GROUP BY
 	 * sort), which makes every commit O(all events): quadratic ingest. */
-	in->flush_types = db_prepare(db,
-		"INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
-		"SELECT pid, type, count(*), min(ts), max(ts) FROM event NOT INDEXED WHERE eid > ?1 GROUP BY pid, type "
-		"ON CONFLICT(pid, type) DO UPDATE SET n = n + excluded.n, "
-		"first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)");
 	in->flush_persons = db_prepare(db,
 		"UPDATE person SET events = events + a.d_n, orders = orders + a.d_orders, spend = spend + a.d_spend, "
 		"refunds = refunds + a.d_refunds, refunded = refunded + a.d_refunded, "
@@ -66,8 +61,6 @@ void ingest_commit(struct ingest *in)
 {
 	if (sqlite3_get_autocommit(in->db))
 		return; /* no batch in flight */
-	db_bind_int(in->db, in->flush_types, 1, in->batch_start);
-	db_run(in->db, in->flush_types);
 	db_bind_int(in->db, in->flush_persons, 1, in->batch_start);
 	db_run(in->db, in->flush_persons);
 	db_commit(in->db);
@@ -159,7 +152,6 @@ void ingest_close(struct ingest *in, struct ingest_stats *stats)
 	sqlite3_finalize(in->insert);
 	sqlite3_finalize(in->attrs);
 	sqlite3_finalize(in->max_eid);
-	sqlite3_finalize(in->flush_types);
 	sqlite3_finalize(in->flush_persons);
 	free(in);
 }

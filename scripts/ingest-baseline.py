@@ -12,7 +12,7 @@ sqlite3 modules to do what smr-ingest does, into the same database:
     unless a per-kind limit would break, else keep the event with the person
     of the highest-priority identifier and log the conflict;
   - profile attributes merged into person.attrs;
-  - per-person facts (person and person_type) brought up to date at each
+  - per-person facts (person; person_type is a view) brought up to date at each
     commit, batches of 5000 events in one transaction each.
 
 The schema is smr's own: create the database first with
@@ -193,12 +193,6 @@ def dumps(obj):
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-FLUSH_TYPES = """
-INSERT INTO person_type(pid, type, n, first_ts, last_ts)
-SELECT pid, type, count(*), min(ts), max(ts) FROM event NOT INDEXED WHERE eid > ? GROUP BY pid, type
-ON CONFLICT(pid, type) DO UPDATE SET n = n + excluded.n,
-  first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)"""
-
 FLUSH_PERSONS = """
 UPDATE person SET events = events + a.d_n, orders = orders + a.d_orders, spend = spend + a.d_spend,
   refunds = refunds + a.d_refunds, refunded = refunded + a.d_refunded,
@@ -224,9 +218,6 @@ MERGE = [
     "UPDATE tag_log SET pid = :to WHERE pid = :from",
     "UPDATE person SET attrs = json_patch((SELECT attrs FROM person WHERE pid = :from), attrs), "
     "created_at = min(created_at, (SELECT created_at FROM person WHERE pid = :from)) WHERE pid = :to",
-    "DELETE FROM person_type WHERE pid IN (:to, :from)",
-    "INSERT INTO person_type(pid, type, n, first_ts, last_ts) "
-    "SELECT :to, type, count(*), min(ts), max(ts) FROM event WHERE pid = :to AND eid <= :upto GROUP BY type",
     "UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
     "(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "
     "coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
@@ -254,7 +245,6 @@ class Ingest:
     def commit(self):
         if not self.db.in_transaction:
             return
-        self.db.execute(FLUSH_TYPES, (self.batch_start,))
         self.db.execute(FLUSH_PERSONS, (self.batch_start,))
         self.db.execute("COMMIT")
         self.in_batch = 0
