@@ -1,0 +1,157 @@
+#include "report.h"
+#include "db.h"
+#include "err.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const report_names[NREPORTS] = {"sops", "fatigue", "groups"};
+
+/* Per SOP step: touched persons against the holdout, each measured from
+ * the touch (sent_at) or from when the held-out touch was due, over
+ * :win seconds; only touches whose window has ended by :now count.
+ * Uplift is the difference of conversion rates with a 95% normal
+ * confidence interval. */
+static const char sops_sql[] =
+	"WITH t AS (SELECT sop, step, pid, state, CASE WHEN state = 'sent' THEN sent_at ELSE due_at END AS at "
+	"  FROM touch WHERE state IN ('sent', 'holdout')), "
+	"m AS (SELECT t.*, EXISTS (SELECT 1 FROM event o WHERE o.pid = t.pid AND o.type = 'order' "
+	"    AND o.ts > t.at AND o.ts <= t.at + :win) AS conv, "
+	"  (SELECT coalesce(sum(o.amount), 0) FROM event o WHERE o.pid = t.pid AND o.type = 'order' "
+	"    AND o.ts > t.at AND o.ts <= t.at + :win) AS rev "
+	"  FROM t WHERE t.at + :win <= :now), "
+	"g AS (SELECT sop, step, sum(state = 'sent') AS n1, sum(state = 'sent' AND conv) AS c1, "
+	"  sum(CASE WHEN state = 'sent' THEN rev END) AS r1, sum(state = 'holdout') AS n2, "
+	"  sum(state = 'holdout' AND conv) AS c2, sum(CASE WHEN state = 'holdout' THEN rev END) AS r2 "
+	"  FROM m GROUP BY sop, step), "
+	"p AS (SELECT *, CASE WHEN n1 > 0 THEN 1.0 * c1 / n1 END AS p1, CASE WHEN n2 > 0 THEN 1.0 * c2 / n2 END AS p2 FROM g) "
+	"SELECT p.sop, p.step, "
+	"  (SELECT count(*) FROM enrollment e WHERE e.sop = p.sop) AS enrolled, "
+	"  (SELECT count(*) FROM enrollment e WHERE e.sop = p.sop AND e.exit_reason LIKE 'entered %') AS exited_converted, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = p.sop AND x.step = p.step AND x.state = 'sent') AS sent, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = p.sop AND x.step = p.step AND x.state IN ('suppressed', 'missed', 'skipped')) AS not_sent, "
+	"  n1 AS touched, c1 AS touched_orders, round(p1, 4) AS touched_rate, "
+	"  round(coalesce(r1, 0) / 100.0 / nullif(n1, 0), 2) AS touched_revenue_per_person, "
+	"  n2 AS holdout, c2 AS holdout_orders, round(p2, 4) AS holdout_rate, "
+	"  round(coalesce(r2, 0) / 100.0 / nullif(n2, 0), 2) AS holdout_revenue_per_person, "
+	"  round(p1 - p2, 4) AS uplift, "
+	"  round(p1 - p2 - 1.96 * sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), 4) AS uplift_ci_low, "
+	"  round(p1 - p2 + 1.96 * sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), 4) AS uplift_ci_high "
+	"FROM p ORDER BY p.sop, p.step";
+
+/* Touches sent per person per week, the last :weeks weeks. */
+static const char fatigue_sql[] =
+	"WITH pw AS (SELECT pid, (:now - sent_at) / 604800 AS wk, count(*) AS n FROM touch "
+	"  WHERE state = 'sent' AND sent_at <= :now AND sent_at > :now - :weeks * 604800 GROUP BY pid, wk) "
+	"SELECT wk AS weeks_ago, count(*) AS persons, sum(n) AS touches, round(avg(n), 2) AS mean, max(n) AS max, "
+	"  sum(n = 1) AS one, sum(n = 2) AS two, sum(n = 3) AS three, sum(n = 4) AS four, sum(n >= 5) AS five_plus "
+	"FROM pw GROUP BY wk ORDER BY wk";
+
+/* Per WeChat group: members now, joins and leaves this week, leaves within
+ * a day of a push to the group, and the message trend week on week. A group
+ * whose messages fell by half or more (from at least 5), or that loses
+ * members after pushes, is flagged. */
+static const char groups_sql[] =
+	"WITH g AS (SELECT group_id, pid, type, ts FROM event WHERE group_id IS NOT NULL AND ts <= :now), "
+	"lastev AS (SELECT group_id, pid, max(ts) AS ts FROM g WHERE type IN ('group_join', 'group_leave') GROUP BY group_id, pid), "
+	"mem AS (SELECT l.group_id, count(*) AS members FROM lastev l WHERE EXISTS (SELECT 1 FROM g "
+	"  WHERE g.group_id = l.group_id AND g.pid = l.pid AND g.ts = l.ts AND g.type = 'group_join') GROUP BY l.group_id), "
+	"pushes AS (SELECT substr(channel, 7) AS group_id, sent_at FROM touch WHERE state = 'sent' AND channel LIKE 'group:%'), "
+	"s AS (SELECT group_id, sum(type = 'group_join' AND ts > :now - 604800) AS joins_7d, "
+	"  sum(type = 'group_leave' AND ts > :now - 604800) AS leaves_7d, "
+	"  sum(type = 'message' AND ts > :now - 604800) AS messages_7d, "
+	"  sum(type = 'message' AND ts <= :now - 604800 AND ts > :now - 1209600) AS messages_prev_7d, "
+	"  sum(type = 'group_leave' AND EXISTS (SELECT 1 FROM pushes p WHERE p.group_id = g.group_id "
+	"    AND g.ts >= p.sent_at AND g.ts < p.sent_at + 86400)) AS leaves_after_push "
+	"  FROM g GROUP BY group_id) "
+	"SELECT s.group_id, coalesce(mem.members, 0) AS members, joins_7d, leaves_7d, leaves_after_push, "
+	"  messages_prev_7d, messages_7d, "
+	"  CASE WHEN messages_prev_7d >= 5 AND messages_7d * 2 <= messages_prev_7d THEN 'engagement collapsed: likely muted or folded' "
+	"       WHEN leaves_after_push >= 3 THEN 'members leave after pushes' END AS flag "
+	"FROM s LEFT JOIN mem USING (group_id) ORDER BY flag IS NULL, s.group_id";
+
+static const char *const section_sql[NREPORTS] = {sops_sql, fatigue_sql, groups_sql};
+
+static void bind_named(sqlite3 *db, sqlite3_stmt *st, const char *name, int64_t v)
+{
+	int i = sqlite3_bind_parameter_index(st, name);
+	if (i > 0)
+		db_bind_int(db, st, i, v);
+}
+
+static json_t *cell(sqlite3_stmt *st, int c)
+{
+	switch (sqlite3_column_type(st, c)) {
+	case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, c));
+	case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, c));
+	case SQLITE_NULL: return json_null();
+	default: return json_string((const char *)sqlite3_column_text(st, c));
+	}
+}
+
+static void print_table(sqlite3_stmt *st, sqlite3 *db, FILE *out)
+{
+	int nc = sqlite3_column_count(st);
+	size_t rows = 0, cap = 64;
+	char **cells = xmalloc(cap * (size_t)nc * sizeof *cells);
+	int *width = xcalloc((size_t)nc, sizeof *width);
+	for (int c = 0; c < nc; c++)
+		width[c] = (int)strlen(sqlite3_column_name(st, c));
+	while (db_row(db, st)) {
+		if (rows == cap)
+			cells = xrealloc(cells, (cap *= 2) * (size_t)nc * sizeof *cells);
+		for (int c = 0; c < nc; c++) {
+			const char *v = (const char *)sqlite3_column_text(st, c);
+			char *s = xstrdup(v ? v : "-");
+			cells[rows * (size_t)nc + (size_t)c] = s;
+			int w = 0;
+			for (const char *p = s; *p; p++)
+				w += ((unsigned char)*p & 0xC0) != 0x80;
+			if (w > width[c])
+				width[c] = w;
+		}
+		rows++;
+	}
+	for (int c = 0; c < nc; c++)
+		fprintf(out, "%s%-*s", c ? "  " : "", width[c], sqlite3_column_name(st, c));
+	fputc('\n', out);
+	for (size_t r = 0; r < rows; r++) {
+		for (int c = 0; c < nc; c++) {
+			char *s = cells[r * (size_t)nc + (size_t)c];
+			fprintf(out, "%s%s%*s", c ? "  " : "", s, width[c] - (int)strlen(s) > 0 ? width[c] - (int)strlen(s) : 0, "");
+			free(s);
+		}
+		fputc('\n', out);
+	}
+	free(cells);
+	free(width);
+}
+
+void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out)
+{
+	sqlite3_stmt *st = db_prepare(db, section_sql[which]);
+	bind_named(db, st, ":now", o->now);
+	bind_named(db, st, ":win", o->window);
+	bind_named(db, st, ":weeks", o->weeks);
+	if (o->table) {
+		fprintf(out, "== %s\n", report_names[which]);
+		print_table(st, db, out);
+		fputc('\n', out);
+	} else {
+		int nc = sqlite3_column_count(st);
+		while (db_row(db, st)) {
+			json_t *obj = json_object();
+			json_object_set_new(obj, "report", json_string(report_names[which]));
+			for (int c = 0; c < nc; c++)
+				json_object_set_new(obj, sqlite3_column_name(st, c), cell(st, c));
+			if (json_dumpf(obj, out, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0 || fputc('\n', out) == EOF)
+				smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+			json_decref(obj);
+		}
+	}
+	sqlite3_finalize(st);
+	if (fflush(out) != 0)
+		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+}

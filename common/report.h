@@ -1,0 +1,24 @@
+/* smr-report: the numbers that show whether restraint works. Each section
+ * is one SQL query over the documented surface, printed as NDJSON or as a
+ * table. */
+#ifndef SMR_REPORT_H
+#define SMR_REPORT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct report_opts {
+	int64_t now;
+	int64_t window;        /* conversion window after a touch, seconds */
+	int weeks;             /* fatigue: weeks back */
+	int table;             /* aligned text instead of NDJSON */
+};
+
+enum report_section { REPORT_SOPS, REPORT_FATIGUE, REPORT_GROUPS, NREPORTS };
+
+extern const char *const report_names[NREPORTS];
+
+void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out);
+
+#endif
