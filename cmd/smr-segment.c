@@ -270,12 +270,11 @@ static int64_t *collect_pids(sqlite3 *db, const char *sql, const char *tag, size
 }
 
 /* Apply one direction; keep in PIDS only those that changed. */
-static size_t apply(sqlite3 *db, struct person_lookup *pl, int64_t *pids, size_t n, const char *tag, int add,
-                    const char *detail, int64_t now)
+static size_t apply(struct tag_writer *w, int64_t *pids, size_t n, const char *tag, int add, const char *detail)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (tag_apply_manual(db, pl, pids[i], tag, add, "segment", detail, now, NULL))
+		if (tag_writer_apply(w, pids[i], tag, add, detail))
 			pids[k++] = pids[i];
 	return k;
 }
@@ -296,8 +295,10 @@ static void as_tag(sqlite3 *db, const struct rules *r, const char *base, const c
 	                           "(SELECT pid FROM main.tag WHERE tag = ?1) ORDER BY pid", tag, &nin);
 	int64_t *out = collect_pids(db, "SELECT pid FROM main.tag WHERE tag = ?1 AND pid NOT IN "
 	                            "(SELECT pid FROM temp.seg_members) ORDER BY pid", tag, &nout);
-	nin = apply(db, pl, in, nin, tag, 1, detail, now);
-	nout = apply(db, pl, out, nout, tag, 0, detail, now);
+	struct tag_writer *w = tag_writer_open(db, "segment", now);
+	nin = apply(w, in, nin, tag, 1, detail);
+	nout = apply(w, out, nout, tag, 0, detail);
+	tag_writer_close(w);
 	db_commit(db);
 	for (size_t i = 0; i < nin; i++)
 		tag_print_change(pl, stdout, in[i], tag, 1, now, "segment", detail);

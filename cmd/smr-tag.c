@@ -87,6 +87,7 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 		smr_die(SMR_FATAL, "<stdin>: %s", err);
 	struct person_lookup *pl = person_lookup_open(db, r);
 	struct pending *pend = xcalloc(BATCH, sizeof *pend);
+	struct tag_writer *w = tag_writer_open(db, "manual", now);
 	size_t npend = 0;
 	struct record rec;
 	long rejected = 0;
@@ -107,7 +108,7 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 			rejected++;
 		} else {
 			char *detail = xasprintf("%s:%ld", source_name(src), rec.line);
-			if (tag_apply_manual(db, pl, pid, json_string_value(t), add, "manual", detail, now, NULL))
+			if (tag_writer_apply(w, pid, json_string_value(t), add, detail))
 				pend[npend++] = (struct pending){pid, xstrdup(json_string_value(t)), detail};
 			else
 				free(detail);
@@ -123,6 +124,7 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 		smr_die(SMR_FATAL, "<stdin>: %s", rec.err);
 	db_commit(db);
 	print_pending(pl, pend, &npend, add, now);
+	tag_writer_close(w);
 	free(pend);
 	person_lookup_close(pl);
 	source_close(src);

@@ -59,41 +59,61 @@ static void log_change(sqlite3 *db, sqlite3_stmt *log, int64_t pid, const char *
 	db_run(db, log);
 }
 
-int tag_apply_manual(sqlite3 *db, struct person_lookup *pl, int64_t pid, const char *tag, int add,
-                     const char *source, const char *detail, int64_t now, FILE *out)
+struct tag_writer {
+	sqlite3 *db;
+	const char *source;
+	int64_t now;
+	sqlite3_stmt *exists, *add, *del, *recheck, *log;
+};
+
+struct tag_writer *tag_writer_open(sqlite3 *db, const char *source, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare(db, add
-		? "INSERT INTO tag(pid, tag, since, source) VALUES (?1, ?2, ?3, ?4) "
-		  "ON CONFLICT(pid, tag) DO UPDATE SET source = excluded.source WHERE source <> excluded.source"
-		: "DELETE FROM tag WHERE pid = ?1 AND tag = ?2");
-	sqlite3_stmt *exists = db_prepare(db, "SELECT 1 FROM tag WHERE pid = ?1 AND tag = ?2");
-	db_bind_int(db, exists, 1, pid);
-	db_bind_text(db, exists, 2, tag);
-	int had = db_row(db, exists);
-	sqlite3_finalize(exists);
+	struct tag_writer *w = xcalloc(1, sizeof *w);
+	w->db = db;
+	w->source = source;
+	w->now = now;
+	w->exists = db_prepare(db, "SELECT 1 FROM tag WHERE pid = ?1 AND tag = ?2");
+	w->add = db_prepare(db, "INSERT INTO tag(pid, tag, since, source) VALUES (?1, ?2, ?3, ?4) "
+	                        "ON CONFLICT(pid, tag) DO UPDATE SET source = excluded.source WHERE source <> excluded.source");
+	w->del = db_prepare(db, "DELETE FROM tag WHERE pid = ?1 AND tag = ?2");
+	w->recheck = db_prepare(db, "UPDATE person SET check_at = ?2 WHERE pid = ?1");
+	w->log = db_prepare(db, "INSERT INTO tag_log(pid, tag, op, at, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	return w;
+}
+
+void tag_writer_close(struct tag_writer *w)
+{
+	if (!w)
+		return;
+	sqlite3_stmt *all[] = {w->exists, w->add, w->del, w->recheck, w->log};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		sqlite3_finalize(all[i]);
+	free(w);
+}
+
+int tag_writer_apply(struct tag_writer *w, int64_t pid, const char *tag, int add, const char *detail)
+{
+	sqlite3 *db = w->db;
+	db_bind_int(db, w->exists, 1, pid);
+	db_bind_text(db, w->exists, 2, tag);
+	int had = db_row(db, w->exists);
+	sqlite3_reset(w->exists);
+	sqlite3_stmt *st = add ? w->add : w->del;
 	db_bind_int(db, st, 1, pid);
 	db_bind_text(db, st, 2, tag);
 	if (add) {
-		db_bind_int(db, st, 3, now);
-		db_bind_text(db, st, 4, source);
+		db_bind_int(db, st, 3, w->now);
+		db_bind_text(db, st, 4, w->source);
 	}
 	db_run(db, st);
-	sqlite3_finalize(st);
 	if (had == add)
-		return 0; /* already in (now owned by SOURCE), or already out */
+		return 0; /* already in (now owned by this source), or already out */
 	/* rules look at this person again on the next run (a rule tag unset by
 	 * hand comes back while its condition holds; ladders, tagged()) */
-	sqlite3_stmt *recheck = db_prepare(db, "UPDATE person SET check_at = ?2 WHERE pid = ?1");
-	db_bind_int(db, recheck, 1, pid);
-	db_bind_int(db, recheck, 2, now);
-	db_run(db, recheck);
-	sqlite3_finalize(recheck);
-	sqlite3_stmt *log = db_prepare(db,
-		"INSERT INTO tag_log(pid, tag, op, at, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-	log_change(db, log, pid, tag, add, now, source, detail);
-	sqlite3_finalize(log);
-	if (out)
-		tag_print_change(pl, out, pid, tag, add, now, source, detail);
+	db_bind_int(db, w->recheck, 1, pid);
+	db_bind_int(db, w->recheck, 2, w->now);
+	db_run(db, w->recheck);
+	log_change(db, w->log, pid, tag, add, w->now, w->source, detail);
 	return 1;
 }
 

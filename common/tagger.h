@@ -24,10 +24,13 @@ struct tagger_stats { long evaluated, added, removed; int full; };
 void tagger_run(sqlite3 *db, const struct rules *r, const struct tagrules *tr, struct facts *f,
                 struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st);
 
-/* Enter (add=1) or leave a tag for one person outside the rules. Returns
- * 1 if something changed, 0 if not; the change record goes to OUT. */
-int tag_apply_manual(sqlite3 *db, struct person_lookup *pl, int64_t pid, const char *tag, int add,
-                     const char *source, const char *detail, int64_t now, FILE *out);
+/* Entering (add=1) and leaving tags outside the rules (source "manual"
+ * or "segment"), logged; the person is queued for re-evaluation. */
+struct tag_writer;
+struct tag_writer *tag_writer_open(sqlite3 *db, const char *source, int64_t now);
+/* Returns 1 if something changed, 0 if not. */
+int tag_writer_apply(struct tag_writer *w, int64_t pid, const char *tag, int add, const char *detail);
+void tag_writer_close(struct tag_writer *w);
 
 /* Print one change record. */
 void tag_print_change(struct person_lookup *pl, FILE *out, int64_t pid, const char *tag, int add,
