@@ -140,7 +140,7 @@ eq "story: touch is unique per (enrollment, step)" 0 "$(sq st.db "SELECT count(*
 # cart_A here does not end with an order. V1 bought before carting: its
 # first_purchase predates day 0 and does not exit it. X1 orders at 15:00,
 # after its day 0 (10:05) and before the 20:00 step. Whether smr-sop-due
-# ran at 10:05 (ran.db) or first runs at 20:00 (late.db: cron started
+# ran at 10:05 (exran.db) or first runs at 20:00 (exlate.db: cron started
 # later, or the sop was just added), X1 must get nothing: the database is
 # the same, so the result must be too.
 sed 's/ and orders_since(.add_cart.) = 0//' $S >ex.rules
