@@ -120,7 +120,13 @@ static void simulate(sqlite3 *db, const struct sops *s, const struct rules *r, i
 	sqlite3_stmt *per = db_prepare(db,
 		"SELECT count(*) FROM touch WHERE state = 'queued' AND created_at = ?1 GROUP BY pid ORDER BY 1");
 	db_exec(db, "SAVEPOINT simulate");
-	for (int64_t t = now + 86400; t <= now + dur; t += 86400) {
+	struct tm start;
+	utc_to_local(now, &start);
+	int days = (int)(dur / 86400);
+	for (int k = 1; k <= days; k++) {
+		/* a local day later: 23 or 25 hours across a DST change */
+		int64_t t = local_to_utc(start.tm_year + 1900, start.tm_mon + 1, start.tm_mday + k,
+		                         start.tm_hour, start.tm_min, start.tm_sec);
 		sopdue_run(db, s, t, INT64_MAX / 4, &ids, &nids, &st);
 		long *counts = NULL, n = 0, total = 0, over = 0;
 		size_t capn = 0;
@@ -134,7 +140,8 @@ static void simulate(sqlite3 *db, const struct sops *s, const struct rules *r, i
 			n++;
 		}
 		sqlite3_reset(per);
-		qsort(counts, (size_t)n, sizeof *counts, cmp_long);
+		if (n)
+			qsort(counts, (size_t)n, sizeof *counts, cmp_long);
 		char day[32];
 		time_format(t - 1, day, sizeof day);
 		day[10] = '\0';

@@ -208,7 +208,8 @@ static void parse_sop(struct ctx *c, struct sops *all, const struct rule_stmt *s
 		err_at(c, NULL, "sop %s has no trigger", s.name);
 	if (s.nsteps == 0)
 		err_at(c, NULL, "sop %s has no step", s.name);
-	qsort(s.steps, s.nsteps, sizeof *s.steps, step_cmp);
+	if (s.nsteps)
+		qsort(s.steps, s.nsteps, sizeof *s.steps, step_cmp);
 	for (size_t i = 0; i < all->nsops; i++)
 		if (strcmp(all->sops[i].name, s.name) == 0)
 			err_at(c, NULL, "sop %s is defined twice", s.name);

@@ -192,8 +192,8 @@ void sopdue_run(sqlite3 *db, const struct sops *s, int64_t now, int64_t late,
 		"?9, ?10, ?11, ?12)");
 	for (size_t i = 0; i < s->nsops; i++) {
 		p.sp = &s->sops[i];
+		enrol(&p);  /* first, so that an exit since entering applies to it too */
 		exits(&p);
-		enrol(&p);
 		queue(&p);
 		/* the golden window closed with steps never reached */
 		exec_sop(&p, "UPDATE enrollment SET state = 'completed', ended_at = ?2, exit_reason = 'window ended' "
