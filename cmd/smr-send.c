@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 	opts_resolve_now(&a.o);
 	char err[256];
 	struct transport *t = NULL;
-	if (a.transport && !(t = transport_open(a.transport, err, sizeof err)))
+	if (a.transport && !a.dry_run && !(t = transport_open(a.transport, err, sizeof err)))
 		smr_die(SMR_USAGE, "--transport: %s", err);
 	sqlite3 *db = db_open(a.o.db);
 	long rejected = a.queued ? 0 : read_input(db);

@@ -120,7 +120,10 @@ static void print_table(sqlite3_stmt *st, sqlite3 *db, FILE *out)
 	for (size_t r = 0; r < rows; r++) {
 		for (int c = 0; c < nc; c++) {
 			char *s = cells[r * (size_t)nc + (size_t)c];
-			fprintf(out, "%s%s%*s", c ? "  " : "", s, width[c] - (int)strlen(s) > 0 ? width[c] - (int)strlen(s) : 0, "");
+			int w = 0;
+			for (const char *p = s; *p; p++)
+				w += ((unsigned char)*p & 0xC0) != 0x80;
+			fprintf(out, "%s%s%*s", c ? "  " : "", s, width[c] - w, "");
 			free(s);
 		}
 		fputc('\n', out);
@@ -146,7 +149,7 @@ void report_print(sqlite3 *db, enum report_section which, const struct report_op
 			json_object_set_new(obj, "report", json_string(report_names[which]));
 			for (int c = 0; c < nc; c++)
 				json_object_set_new(obj, sqlite3_column_name(st, c), cell(st, c));
-			if (json_dumpf(obj, out, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0 || fputc('\n', out) == EOF)
+			if (json_dumpf(obj, out, JSON_COMPACT | JSON_REAL_PRECISION(15)) != 0 || fputc('\n', out) == EOF)
 				smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
 			json_decref(obj);
 		}

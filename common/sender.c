@@ -307,31 +307,34 @@ static void send_one(struct sender *s, const struct touch *t)
 {
 	struct verdict v;
 	char *text = NULL;
-	db_begin(s->db);
-	if (!s->dry_run) {
-		db_bind_int(s->db, s->claim, 1, t->id);
-		db_bind_text(s->db, s->claim, 2, s->me);
-		db_bind_int(s->db, s->claim, 3, s->now);
-		db_run(s->db, s->claim);
-		if (sqlite3_changes(s->db) == 0) {
+	if (!s->dry_run) /* a dry run is one transaction, rolled back at the end */
+		db_begin(s->db);
+	db_bind_int(s->db, s->claim, 1, t->id);
+	db_bind_text(s->db, s->claim, 2, s->me);
+	db_bind_int(s->db, s->claim, 3, s->now);
+	db_run(s->db, s->claim);
+	if (sqlite3_changes(s->db) == 0) {
+		if (!s->dry_run)
 			db_rollback(s->db);
-			s->st.skipped++;
-			return; /* sent, claimed or deferred elsewhere */
-		}
+		s->st.skipped++;
+		return; /* sent, claimed or deferred elsewhere */
 	}
 	decide(s, t, &v);
 	if (!v.result) {
 		const struct content *ct = sops_content(s->sops, t->content);
-		json_t *vars = variables(s, t);
+		json_t *vars = ct ? variables(s, t) : NULL;
 		text = ct ? render(ct->text, vars, v.reason, sizeof v.reason) : NULL;
 		json_decref(vars);
-		if (!ct)
+		if (!ct) {
+			v.result = "suppressed";
 			snprintf(v.reason, sizeof v.reason, "content %s is no longer in the rules", t->content);
-		if (!text)
+		} else if (!text) {
 			v.result = "failed";
+		}
 	}
 	if (s->dry_run) {
-		db_rollback(s->db);
+		/* record as if delivered, so caps later in the run see it */
+		record(s, t->id, v.result ? v.result : "sent", v.reason, v.not_before, text);
 		print_result(s, t, v.result ? v.result : "sent", v.reason, v.not_before, text);
 		tally(s, v.result ? v.result : "sent");
 		free(text);
@@ -434,7 +437,11 @@ void sender_run(struct sender *s, int all, long limit)
 		snprintf(t->exit_reason, sizeof t->exit_reason, "%s", col_text(st, 12));
 	}
 	sqlite3_finalize(st);
+	if (s->dry_run)
+		db_begin(s->db);
 	for (size_t i = 0; i < n; i++)
 		send_one(s, &ts[i]);
+	if (s->dry_run)
+		db_rollback(s->db);
 	free(ts);
 }

@@ -119,6 +119,7 @@ static enum delivery send_exec(struct transport *t, const char *msg, char *reaso
 	}
 	if (pid == 0) {
 		dup2(fds[0], STDIN_FILENO);
+		dup2(STDERR_FILENO, STDOUT_FILENO); /* keep smr-send's output records clean */
 		close(fds[0]);
 		close(fds[1]);
 		execvp(t->argv[0], t->argv);
