@@ -6,8 +6,9 @@
 # fatigue back-off, template fallbacks and a missing variable, the exec:
 # transport (exit 3, 75, 0; no shell), the webhook: transport against a
 # local server (200, 429, 500, 400, a hang; Idempotency-Key, retry counts),
-# kill -9 mid-send then a re-run (unknown, never resent; webhook re-queues),
-# two senders at once, --dry-run, and usage errors.
+# kill -9 mid-send then a re-run (unknown, never resent, counted by caps;
+# webhook re-queues), --limit, two senders at once, --dry-run, converted /
+# out of window / SOP or content gone, usage errors and rejected input.
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
@@ -345,7 +346,8 @@ eq "dedup: delivered (who content), each once" "E1 same;E1 other;E2 same;E2 othe
 
 # === fatigue back-off ========================================================
 # fatigue 2 2d: after 2 sent touches with no response, one touch per 2 days.
-# F1 never responds until a click on day 3; F2 clicks on day 1.
+# F1 never responds (a view is not a response) until a click on day 3; F2
+# clicks on day 1.
 cat >fat.rules <<'EOF2'
 timezone Asia/Shanghai
 tag go when count('view', '30d') > 0
@@ -373,7 +375,9 @@ FR="cap any 1/fatigue (fatigue: no response to recent touches)"
 for now in 2026-11-02T10:00:00+08:00 2026-11-03T10:00:00+08:00 2026-11-04T10:00:00+08:00 2026-11-05T10:00:00+08:00 \
 	2026-11-06T10:00:00+08:00 2026-11-07T10:00:00+08:00; do
 	case $now in
-	2026-11-04*) ev f2c click 2026-11-03T12:00:00+08:00 F2 >fc.ndjson; ingest "fatigue click F2" fat.db fat.rules fc.ndjson ;;
+	2026-11-04*) # F2 clicks (a response); F1 only views (not one)
+		{ ev f2c click 2026-11-03T12:00:00+08:00 F2; ev f1v view 2026-11-03T12:00:00+08:00 F1; } >fc.ndjson
+		ingest "fatigue click F2, view F1" fat.db fat.rules fc.ndjson ;;
 	2026-11-06*) ev f1c click 2026-11-05T12:00:00+08:00 F1 >fc.ndjson; ingest "fatigue click F1" fat.db fat.rules fc.ndjson ;;
 	esac
 	due --db fat.db --rules fat.rules --now $now
@@ -644,6 +648,10 @@ snd --db k.db --rules kill.rules --now 2026-11-02T12:20:00+08:00 --queued --tran
 eq "kill -9: a third run sends and reports nothing (unknown is final; K4's claim within the hour)" "0||2" "$XRC|$(cat "$T/xout")|$(lines k2.log)"
 snd --db k.db --rules kill.rules --now 2026-11-02T13:31:00+08:00 --queued --transport "exec:python3 $RECV $T/k2.log 0"
 eq "kill -9: over an hour after another host's claim: K4's reported unknown, not resent" "1|K4 k unknown|2" "$XRC|$(res who sop result)|$(lines k2.log)"
+snd --db k.db --rules kill.rules --now 2026-11-03T13:00:00+08:00 --queued --limit 2 --transport "exec:python3 $RECV $T/k2.log 0"
+eq "--limit 2: the first two deferred touches (by person) sent, no more" "0|K1 k2 sent;K2 k2 sent|4" "$XRC|$(res who sop result)|$(lines k2.log)"
+snd --db k.db --rules kill.rules --now 2026-11-03T13:00:00+08:00 --queued --transport "exec:python3 $RECV $T/k2.log 0"
+eq "after --limit: the rest (the unknown and the other host's claims have left the day window)" "0|K3 k2 sent;K4 k2 sent;K5 k2 sent|7" "$XRC|$(res who sop result)|$(lines k2.log)"
 
 # === two senders at once on the same queue =====================================
 # 150 persons, two SOPs with a step at 20:00 each, cap any 1/day: two
@@ -698,8 +706,8 @@ check "concurrent: each delivered touch is the one recorded as sent" test \
 echo "# concurrent: $(sed -n 's/^smr-send: //p' cc1.err) / $(sed -n 's/^smr-send: //p' cc2.err)"
 
 # === --dry-run ===================================================================
-# On the copy taken before the concurrent run (300 queued touches), plus
-# one person without a nickname and a content that needs one.
+# On the copy taken before the concurrent run (300 queued touches, 2 per
+# person, cap any 1/day): results printed, nothing changed or delivered.
 dump0=$(sq dry.db .dump)
 snd --db dry.db --rules conc.rules --now $NOW --queued --dry-run --transport file:dry.out
 xstatus "dry-run: exit 0" 0
@@ -734,7 +742,7 @@ for a in "" "--transport bogus:x" "--transport exec:" "--transport webhook:ftp:/
 		fail "usage: '${a:-no --transport}' exits 2 with a message, prints nothing" "status $XRC, stdout '$(head -c 100 "$T/xout")', stderr: $(head -2 "$T/xerr")"
 	fi
 done
-check "usage: the database is unchanged (K4 not reported, nothing sent)" test "$dump0" = "$(sq k.db .dump)"
+check "usage: errors leave the database unchanged" test "$dump0" = "$(sq k.db .dump)"
 check "usage: --transport without a transport names it" grep -q -- '--transport' "$T/xerr"
 # SMR_TRANSPORT stands in for --transport; a bad line is rejected, the rest sent.
 ev ka view 2026-11-02T19:00:00+08:00 K6 >k6.ndjson
