@@ -1,5 +1,6 @@
 #include "layers.h"
 #include "err.h"
+#include "lex.h"
 #include "money.h"
 #include "opts.h"
 #include "ruleexpr.h"
@@ -13,21 +14,6 @@ const char *const stage_names[NSTAGES + 1] = {"new", "active", "silent", "churne
 /* Defaults: new for 7 days after first seen, active while seen within 30,
  * silent until 90, paying while the last order is under 30 days old. */
 static const int default_days[NSTAGES] = {7, 30, 90, 0, 30};
-
-static const char *skip_space(const char *p)
-{
-	while (isspace((unsigned char)*p))
-		p++;
-	return p;
-}
-
-static size_t name_len(const char *p)
-{
-	size_t n = 0;
-	while (isalnum((unsigned char)p[n]) || p[n] == '_' || (unsigned char)p[n] >= 0x80)
-		n++;
-	return n;
-}
 
 static size_t word_len(const char *p)
 {
@@ -56,17 +42,17 @@ const struct tier *layers_tier_find(const struct layers *ly, const char *name)
 /* Reads "KEYWORD NAME VALUE": NAME into name, VALUE's offset into *val. */
 static int name_and_value(const char *file, const struct rule_stmt *st, char *name, const char **val)
 {
-	const char *text = st->text, *p = skip_space(text + strlen(st->keyword));
-	size_t n = name_len(p);
+	const char *text = st->text, *p = lex_skip_space(text + strlen(st->keyword));
+	size_t n = lex_name_len(p);
 	if (n == 0 || n >= LAYER_NAME_MAX || (p[n] && !isspace((unsigned char)p[n]))) {
 		rules_error(file, st->line, utf8_column(text, (size_t)(p - text)), "%s needs a name (letters, digits, _)", st->keyword);
 		return -1;
 	}
 	memcpy(name, p, n);
 	name[n] = '\0';
-	p = skip_space(p + n);
+	p = lex_skip_space(p + n);
 	size_t w = word_len(p);
-	if (w == 0 || *skip_space(p + w)) {
+	if (w == 0 || *lex_skip_space(p + w)) {
 		rules_error(file, st->line, utf8_column(text, (size_t)(p - text)), "expected \"%s %s %s\"", st->keyword, name,
 		            strcmp(st->keyword, "tier") == 0 ? "SPEND_YUAN" : "DAYS");
 		return -1;

@@ -1,5 +1,6 @@
 #include "segment.h"
 #include "err.h"
+#include "lex.h"
 #include "rfm.h"
 
 #include <ctype.h>
@@ -34,14 +35,6 @@ static int fail(struct parser *ps, const char *at, const char *fmt, ...)
 	return -1;
 }
 
-static size_t name_len(const char *p)
-{
-	size_t n = 0;
-	while (isalnum((unsigned char)p[n]) || p[n] == '_' || (unsigned char)p[n] >= 0x80)
-		n++;
-	return n;
-}
-
 static void skip(struct parser *ps)
 {
 	while (isspace((unsigned char)*ps->p))
@@ -52,7 +45,7 @@ static void skip(struct parser *ps)
 static int at_word(struct parser *ps, const char *kw)
 {
 	size_t n = strlen(kw);
-	return strncasecmp(ps->p, kw, n) == 0 && name_len(ps->p) == n;
+	return strncasecmp(ps->p, kw, n) == 0 && lex_name_len(ps->p) == n;
 }
 
 static int is_keyword(const char *p, size_t n)
@@ -130,7 +123,7 @@ static char *parse_atom(struct parser *ps)
 		ps->p++;
 		return in;
 	}
-	size_t n = name_len(at);
+	size_t n = lex_name_len(at);
 	if (n == 0 && !*at)
 		return fail(ps, at, "expected a tag or segment name at the end"), NULL;
 	if (n == 0)
@@ -143,7 +136,7 @@ static char *parse_atom(struct parser *ps)
 	ps->p = at + n;
 	if (*ps->p == ':') {
 		const char *nat = ++ps->p;
-		size_t m = name_len(nat);
+		size_t m = lex_name_len(nat);
 		if (m == 0 || m >= TAG_NAME_MAX)
 			return fail(ps, nat, "expected a name after \"%.*s:\"", (int)n, at), NULL;
 		memcpy(name, nat, m);
@@ -216,7 +209,7 @@ int segment_compile(const char *expr, const struct tagrules *tr, const struct la
 	if (sql) {
 		skip(&ps);
 		if (*ps.p) {
-			int n = (int)name_len(ps.p);
+			int n = (int)lex_name_len(ps.p);
 			fail(&ps, ps.p, "expected \"and\", \"or\" or the end, not \"%.*s\"", n ? n : 1, ps.p);
 			free(sql);
 			sql = NULL;

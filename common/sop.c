@@ -1,5 +1,6 @@
 #include "sop.h"
 #include "err.h"
+#include "lex.h"
 #include "tagrules.h"
 #include "tstamp.h"
 
@@ -11,17 +12,10 @@
 
 #define DEFAULT_WINDOW (7 * 86400)
 
-static const char *skip_space(const char *p)
-{
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return p;
-}
-
 /* The next word of *p (letters, digits, _ : - . / and non-ASCII). */
 static size_t word(const char **p, char *out, size_t outlen)
 {
-	*p = skip_space(*p);
+	*p = lex_skip_space(*p);
 	size_t n = 0;
 	while ((*p)[n] && !isspace((unsigned char)(*p)[n]))
 		n++;
@@ -63,7 +57,7 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 {
 	struct sop_step st = {0};
 	char w[SOP_NAME_MAX];
-	const char *at = skip_space(p);
+	const char *at = lex_skip_space(p);
 	char *end;
 	if (word(&p, w, sizeof w) == 0) {
 		err_at(c, at, "step needs OFFSET TIME CHANNEL CONTENT, e.g. %s", "step 1d 12:00 private reminder");
@@ -76,25 +70,25 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 		return;
 	}
 	st.day = (int)d;
-	at = skip_space(p);
+	at = lex_skip_space(p);
 	if (word(&p, w, sizeof w) != 5 || !isdigit((unsigned char)w[0]) || !isdigit((unsigned char)w[1]) || w[2] != ':' ||
 	    !isdigit((unsigned char)w[3]) || !isdigit((unsigned char)w[4]) ||
 	    (st.hour = (w[0] - '0') * 10 + w[1] - '0') > 23 || (st.minute = (w[3] - '0') * 10 + w[4] - '0') > 59) {
 		err_at(c, at, "bad step time \"%s\" (local HH:MM)", w);
 		return;
 	}
-	at = skip_space(p);
+	at = lex_skip_space(p);
 	if (word(&p, st.channel, sizeof st.channel) == 0 || !name_ok(st.channel)) {
 		err_at(c, at, "step needs a channel (private, moments, group:ID, ...)%s", "");
 		return;
 	}
-	at = skip_space(p);
+	at = lex_skip_space(p);
 	if (word(&p, st.content, sizeof st.content) == 0 || !name_ok(st.content)) {
 		err_at(c, at, "step needs a content id%s", "");
 		return;
 	}
-	if (*skip_space(p)) {
-		err_at(c, skip_space(p), "unexpected \"%s\" after the step", skip_space(p));
+	if (*lex_skip_space(p)) {
+		err_at(c, lex_skip_space(p), "unexpected \"%s\" after the step", lex_skip_space(p));
 		return;
 	}
 	st.line = c->line;
@@ -118,16 +112,16 @@ static int step_cmp(const void *a, const void *b)
 static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
 {
 	char kw[32], w[SOP_NAME_MAX];
-	const char *p = line, *at = skip_space(line);
+	const char *p = line, *at = lex_skip_space(line);
 	if (word(&p, kw, sizeof kw) == 0)
 		return;
 	if (strcmp(kw, "trigger") == 0) {
-		at = skip_space(p);
-		if (word(&p, s->trigger, sizeof s->trigger) == 0 || !tag_name_valid(s->trigger) || *skip_space(p))
+		at = lex_skip_space(p);
+		if (word(&p, s->trigger, sizeof s->trigger) == 0 || !tag_name_valid(s->trigger) || *lex_skip_space(p))
 			err_at(c, at, "trigger needs one tag name%s", "");
 	} else if (strcmp(kw, "exit") == 0) {
 		for (;;) {
-			at = skip_space(p);
+			at = lex_skip_space(p);
 			size_t n = word(&p, w, sizeof w);
 			if (n == 0)
 				break;
@@ -139,7 +133,7 @@ static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
 			s->exits[s->nexits++] = xstrdup(w);
 		}
 	} else if (strcmp(kw, "on_leave") == 0) {
-		at = skip_space(p);
+		at = lex_skip_space(p);
 		word(&p, w, sizeof w);
 		if (strcmp(w, "exit") == 0)
 			s->exit_on_leave = 1;
@@ -148,17 +142,17 @@ static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
 		else
 			err_at(c, at, "on_leave is exit or stay%s", "");
 	} else if (strcmp(kw, "window") == 0) {
-		at = skip_space(p);
+		at = lex_skip_space(p);
 		word(&p, w, sizeof w);
 		if (duration_parse(w, &s->window) != 0 || s->window <= 0)
 			err_at(c, at, "bad window \"%s\" (e.g. 7d)", w);
 	} else if (strcmp(kw, "staff") == 0) {
-		at = skip_space(p);
+		at = lex_skip_space(p);
 		if (word(&p, s->staff, sizeof s->staff) == 0 || !name_ok(s->staff))
 			err_at(c, at, "staff is owner or a staff account id%s", "");
 	} else if (strcmp(kw, "priority") == 0 || strcmp(kw, "holdout") == 0) {
 		int hold = kw[0] == 'h';
-		at = skip_space(p);
+		at = lex_skip_space(p);
 		word(&p, w, sizeof w);
 		char *end;
 		long v = strtol(w, &end, 10);
@@ -191,13 +185,13 @@ static void parse_sop(struct ctx *c, struct sops *all, const struct rule_stmt *s
 		c->line = lineno;
 		c->text = line;
 		if (lineno == st->line) {
-			const char *p = skip_space(line) + 3;
-			const char *at = skip_space(p);
-			if (word(&p, s.name, sizeof s.name) == 0 || !name_ok(s.name) || *skip_space(p))
+			const char *p = lex_skip_space(line) + 3;
+			const char *at = lex_skip_space(p);
+			if (word(&p, s.name, sizeof s.name) == 0 || !name_ok(s.name) || *lex_skip_space(p))
 				err_at(c, at, "sop needs one name%s", "");
 			continue;
 		}
-		if (strcmp(skip_space(line), "end") == 0)
+		if (strcmp(lex_skip_space(line), "end") == 0)
 			break;
 		parse_sop_line(c, &s, line);
 	}
@@ -248,20 +242,20 @@ static void parse_content(struct ctx *c, struct sops *all, const struct rule_stm
 	struct content ct = {0};
 	c->line = st->line;
 	c->text = st->text;
-	const char *p = skip_space(st->text) + 7, *at = skip_space(p);
+	const char *p = lex_skip_space(st->text) + 7, *at = lex_skip_space(p);
 	if (word(&p, ct.id, sizeof ct.id) == 0 || !name_ok(ct.id)) {
 		err_at(c, at, "content needs an id%s", "");
 		return;
 	}
-	at = skip_space(p);
+	at = lex_skip_space(p);
 	if (word(&p, ct.channel, sizeof ct.channel) == 0 || !name_ok(ct.channel)) {
 		err_at(c, at, "content needs a channel%s", "");
 		return;
 	}
-	p = skip_space(p);
+	p = lex_skip_space(p);
 	at = p;
 	ct.text = quoted(&p);
-	if (!ct.text || *skip_space(p)) {
+	if (!ct.text || *lex_skip_space(p)) {
 		err_at(c, at, "content text must be one \"quoted string\"%s", "");
 		free(ct.text);
 		return;

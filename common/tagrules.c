@@ -1,5 +1,6 @@
 #include "tagrules.h"
 #include "err.h"
+#include "lex.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -16,28 +17,13 @@ int tag_name_valid(const char *s)
 	return 1;
 }
 
-static const char *skip_space(const char *p)
-{
-	while (isspace((unsigned char)*p))
-		p++;
-	return p;
-}
-
 /* A name at p: letters, digits, _ and non-ASCII. */
-static size_t name_len(const char *p)
-{
-	size_t n = 0;
-	while (isalnum((unsigned char)p[n]) || p[n] == '_' || (unsigned char)p[n] >= 0x80)
-		n++;
-	return n;
-}
-
 /* "tag NAME when EXPR" / "segment NAME when EXPR" */
 static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct cond *c)
 {
 	const char *text = st->text;
-	const char *p = skip_space(skip_space(text) + strlen(st->keyword));
-	size_t n = name_len(p);
+	const char *p = lex_skip_space(lex_skip_space(text) + strlen(st->keyword));
+	size_t n = lex_name_len(p);
 	memset(c, 0, sizeof *c);
 	c->ladder = -1;
 	if (n == 0 || n >= TAG_NAME_MAX || !isspace((unsigned char)p[n])) {
@@ -49,12 +35,12 @@ static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct co
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "invalid %s name \"%s\"", st->keyword, c->name);
 		return -1;
 	}
-	p = skip_space(p + n);
+	p = lex_skip_space(p + n);
 	if (strncmp(p, "when", 4) != 0 || !isspace((unsigned char)p[4])) {
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "expected \"when CONDITION\" after %s %s", st->keyword, c->name);
 		return -1;
 	}
-	p = skip_space(p + 4);
+	p = lex_skip_space(p + 4);
 	if (!*p) {
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "empty condition");
 		return -1;
@@ -74,8 +60,8 @@ static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct co
 /* "ladder NAME: TAG TAG ..." (lowest rung first) */
 static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
 {
-	const char *text = st->text, *p = skip_space(skip_space(text) + strlen("ladder"));
-	size_t n = name_len(p);
+	const char *text = st->text, *p = lex_skip_space(lex_skip_space(text) + strlen("ladder"));
+	size_t n = lex_name_len(p);
 	if (n == 0 || n >= TAG_NAME_MAX) {
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "ladder needs a name");
 		return -1;
@@ -83,21 +69,21 @@ static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
 	struct ladder l = {0};
 	memcpy(l.name, p, n);
 	l.line = st->line;
-	p = skip_space(p + n);
+	p = lex_skip_space(p + n);
 	if (*p != ':') {
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "expected \":\" after the ladder name");
 		return -1;
 	}
-	p = skip_space(p + 1);
+	p = lex_skip_space(p + 1);
 	while (*p) {
-		n = name_len(p);
+		n = lex_name_len(p);
 		if (n == 0 || n >= TAG_NAME_MAX) {
 			rules_error(tr->file, st->line, (int)(p - text) + 1, "expected a tag name");
 			goto fail;
 		}
 		l.tags = xrealloc(l.tags, (l.ntags + 1) * sizeof *l.tags);
 		l.tags[l.ntags++] = xstrndup(p, n);
-		p = skip_space(p + n);
+		p = lex_skip_space(p + n);
 	}
 	if (l.ntags < 2) {
 		rules_error(tr->file, st->line, 1, "a ladder needs at least two tags");
