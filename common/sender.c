@@ -354,6 +354,8 @@ static void send_one(struct sender *s, const struct touch *t)
 	enum delivery d = transport_send(s->t, msg, key, why, sizeof why);
 	free(msg);
 	const char *result = d == DELIVERED ? "sent" : d == RETRY_LATER ? "deferred" : "failed";
+	if (d == DELIVERED)
+		why[0] = '\0'; /* an earlier attempt's error is history */
 	int64_t nb = d == RETRY_LATER ? s->now + 600 : 0; /* try again in ten minutes */
 	db_begin(s->db);
 	record(s, t->id, result, why, nb, text);
