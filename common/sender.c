@@ -12,6 +12,12 @@
 /* Events that count as a response, for fatigue. */
 #define RESPONSE_TYPES "('click', 'message', 'order', 'coupon_use', 'add_cart', 'pay_start')"
 
+struct touch {
+	int64_t id, pid, enrollment, due_at, day0;
+	int step, priority;
+	char sop[64], channel[64], content[64], staff[128], enr_state[16], exit_reason[128];
+};
+
 struct sender {
 	sqlite3 *db;
 	const struct sops *sops;
@@ -23,14 +29,20 @@ struct sender {
 	FILE *out;
 	char me[128];
 	struct send_stats st;
+	/* The outcome of the last delivery, recorded in the same transaction
+	 * as the next claim: one commit per touch, and the outcome is durable
+	 * before the next delivery starts. */
+	struct pending {
+		int has;
+		struct touch *t;
+		const char *result;
+		char reason[256];
+		int64_t not_before;
+		char *text;
+	} out_pending;
 	sqlite3_stmt *claim, *record, *dnd, *dedup, *cap, *last_response, *unanswered, *item, *attrs;
 };
 
-struct touch {
-	int64_t id, pid, enrollment, due_at, day0;
-	int step, priority;
-	char sop[64], channel[64], content[64], staff[128], enr_state[16], exit_reason[128];
-};
 
 /* What the policy says about one touch. */
 struct verdict {
@@ -301,21 +313,44 @@ static void tally(struct sender *s, const char *result)
 	else if (strcmp(result, "failed") == 0) s->st.failed++;
 }
 
+/* Record the last delivery's outcome (inside a transaction). */
+static void record_pending(struct sender *s)
+{
+	struct pending *p = &s->out_pending;
+	if (p->has)
+		record(s, p->t->id, p->result, p->reason, p->not_before, p->text);
+}
+
+/* Print it once its transaction has committed. */
+static void print_pending(struct sender *s)
+{
+	struct pending *p = &s->out_pending;
+	if (!p->has)
+		return;
+	int sent = strcmp(p->result, "sent") == 0;
+	print_result(s, p->t, p->result, p->reason, p->not_before, sent ? p->text : NULL);
+	tally(s, p->result);
+	free(p->text);
+	memset(p, 0, sizeof *p);
+}
+
 /* Claim, decide and render in one write transaction, so that two senders
  * never both count a cap as free or both send one touch. */
-static void send_one(struct sender *s, const struct touch *t)
+static void send_one(struct sender *s, struct touch *t)
 {
 	struct verdict v;
 	char *text = NULL;
 	if (!s->dry_run) /* a dry run is one transaction, rolled back at the end */
 		db_begin(s->db);
+	record_pending(s);
 	db_bind_int(s->db, s->claim, 1, t->id);
 	db_bind_text(s->db, s->claim, 2, s->me);
 	db_bind_int(s->db, s->claim, 3, s->now);
 	db_run(s->db, s->claim);
 	if (sqlite3_changes(s->db) == 0) {
 		if (!s->dry_run)
-			db_rollback(s->db);
+			db_commit(s->db); /* the pending outcome */
+		print_pending(s);
 		s->st.skipped++;
 		return; /* sent, claimed or deferred elsewhere */
 	}
@@ -343,11 +378,13 @@ static void send_one(struct sender *s, const struct touch *t)
 	if (v.result) {
 		record(s, t->id, v.result, v.reason, v.not_before, NULL);
 		db_commit(s->db);
+		print_pending(s);
 		print_result(s, t, v.result, v.reason, v.not_before, NULL);
 		tally(s, v.result);
 		return;
 	}
 	db_commit(s->db); /* claimed: from here a crash leaves it 'claimed' */
+	print_pending(s);
 	char key[64], why[256];
 	snprintf(key, sizeof key, "smr-touch-%lld", (long long)t->id);
 	char *msg = message(s, t, text, key);
@@ -356,13 +393,24 @@ static void send_one(struct sender *s, const struct touch *t)
 	const char *result = d == DELIVERED ? "sent" : d == RETRY_LATER ? "deferred" : "failed";
 	if (d == DELIVERED)
 		why[0] = '\0'; /* an earlier attempt's error is history */
-	int64_t nb = d == RETRY_LATER ? s->now + 600 : 0; /* try again in ten minutes */
+	struct pending *p = &s->out_pending;
+	p->has = 1;
+	p->t = t;
+	p->result = result;
+	snprintf(p->reason, sizeof p->reason, "%s", why);
+	p->not_before = d == RETRY_LATER ? s->now + 600 : 0; /* try again in ten minutes */
+	p->text = text;
+}
+
+/* The last outcome, when no claim follows it. */
+static void flush_pending(struct sender *s)
+{
+	if (!s->out_pending.has)
+		return;
 	db_begin(s->db);
-	record(s, t->id, result, why, nb, text);
+	record_pending(s);
 	db_commit(s->db);
-	print_result(s, t, result, why, nb, d == DELIVERED ? text : NULL);
-	tally(s, result);
-	free(text);
+	print_pending(s);
 }
 
 static int alive(const char *claimed_by, const char *me)
@@ -443,6 +491,8 @@ void sender_run(struct sender *s, int all, long limit)
 		db_begin(s->db);
 	for (size_t i = 0; i < n; i++)
 		send_one(s, &ts[i]);
+	if (!s->dry_run)
+		flush_pending(s);
 	if (s->dry_run)
 		db_rollback(s->db);
 	free(ts);
