@@ -417,7 +417,10 @@ struct facts *facts_open(sqlite3 *db, int64_t now)
 	f->coupons_st = db_prepare(db, "SELECT c.expires FROM main.event AS c WHERE c.pid = ?1 AND c.type = 'coupon_claim' "
 		"AND c.expires IS NOT NULL AND c.ts <= ?2 AND NOT EXISTS (SELECT 1 FROM main.event AS u WHERE u.pid = c.pid "
 		"AND u.type = 'coupon_use' AND u.item IS c.item AND u.ts >= c.ts AND u.ts <= ?2)");
-	sqlite3_stmt *latest = db_prepare(db, "SELECT coalesce(max(last_seen), 0) FROM main.person");
+	/* kept by smr-ingest at each commit; a scan only for a database that
+	 * has not been written since this was added */
+	sqlite3_stmt *latest = db_prepare(db, "SELECT coalesce((SELECT value FROM main.meta WHERE key = 'event.max_ts'), "
+	                                      "(SELECT max(last_seen) FROM main.person), 0)");
 	f->latest_event = db_row(db, latest) ? sqlite3_column_int64(latest, 0) : 0;
 	sqlite3_finalize(latest);
 	f->attr_st = db_prepare(db, "SELECT json_extract(attrs, '$.\"' || replace(?2, '\"', '') || '\"') FROM main.person WHERE pid = ?1");

@@ -13,7 +13,7 @@ struct ingest {
 	int batch, in_batch;
 	int64_t batch_start;        /* max eid before this batch */
 	long inserted, duplicates;
-	sqlite3_stmt *seen, *insert, *attrs, *max_eid, *flush_persons;
+	sqlite3_stmt *seen, *insert, *attrs, *max_eid, *flush_persons, *flush_max_ts;
 };
 
 struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch)
@@ -32,6 +32,10 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 	/* NOT INDEXED: read this batch's events by rowid range. Left to itself
 	 * the planner walks the whole event_pid index (to skip the GROUP BY
 	 * sort), which makes every commit O(all events): quadratic ingest. */
+	/* the latest event time, so readers need not scan for it */
+	in->flush_max_ts = db_prepare(db,
+		"INSERT INTO meta(key, value) SELECT 'event.max_ts', max(ts) FROM event NOT INDEXED WHERE eid > ?1 "
+		"GROUP BY 1 ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)");
 	in->flush_persons = db_prepare(db,
 		"UPDATE person SET events = events + a.d_n, orders = orders + a.d_orders, spend = spend + a.d_spend, "
 		"refunds = refunds + a.d_refunds, refunded = refunded + a.d_refunded, "
@@ -63,6 +67,8 @@ void ingest_commit(struct ingest *in)
 		return; /* no batch in flight */
 	db_bind_int(in->db, in->flush_persons, 1, in->batch_start);
 	db_run(in->db, in->flush_persons);
+	db_bind_int(in->db, in->flush_max_ts, 1, in->batch_start);
+	db_run(in->db, in->flush_max_ts);
 	db_commit(in->db);
 	in->in_batch = 0;
 }
@@ -153,5 +159,6 @@ void ingest_close(struct ingest *in, struct ingest_stats *stats)
 	sqlite3_finalize(in->attrs);
 	sqlite3_finalize(in->max_eid);
 	sqlite3_finalize(in->flush_persons);
+	sqlite3_finalize(in->flush_max_ts);
 	free(in);
 }
