@@ -35,6 +35,16 @@ eq() {
 	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected '$2', got '$3'"; fi
 }
 
+# no_sanitizer NAME FILE...: an ASan, LSan or UBSan report in any FILE is a
+# failure of its own (the tests also run against a sanitizer build).
+no_sanitizer() {
+	local name=$1
+	shift
+	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$@"; then
+		fail "no sanitizer report ($name)" "$(cat "$@" | grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' | head -5)"
+	fi
+}
+
 # run ARGS...: smr-ingest with stdout in $T/out, stderr in $T/err, status in RC.
 # A sanitizer report anywhere is a failure of its own.
 RUNS=0
@@ -42,9 +52,7 @@ run() {
 	"$ING" "$@" >"$T/out" 2>"$T/err"
 	RC=$?
 	RUNS=$((RUNS + 1))
-	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/err"; then
-		fail "no sanitizer report (run $RUNS: smr-ingest $*)" "$(head -5 "$T/err")"
-	fi
+	no_sanitizer "run $RUNS: smr-ingest $*" "$T/err"
 	return 0
 }
 # runin FILE ARGS...: like run, with stdin from FILE.

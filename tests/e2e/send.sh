@@ -26,9 +26,7 @@ sendin() {
 	"$SEND" "$@" <"$f" >"$T/xout" 2>"$T/xerr"
 	XRC=$?
 	XRUNS=$((XRUNS + 1))
-	if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/xerr"; then
-		fail "no sanitizer report (smr-send run $XRUNS: smr-send $*)" "$(head -5 "$T/xerr")"
-	fi
+	no_sanitizer "smr-send run $XRUNS: smr-send $*" "$T/xerr"
 	return 0
 }
 snd() { sendin /dev/null "$@"; }
@@ -689,9 +687,7 @@ wait $j1
 r1=$?
 wait $j2
 r2=$?
-if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' cc1.err cc2.err; then
-	fail "no sanitizer report (concurrent smr-send)" "$(cat cc1.err cc2.err | head -5)"
-fi
+no_sanitizer "concurrent smr-send" cc1.err cc2.err
 eq "concurrent: both exit 0" "0 0" "$r1 $r2"
 eq "concurrent: 150 messages delivered, 150 distinct touches, 150 distinct persons" "150 150 150" \
 	"$(lines cc.out) $(recs cc.out touch | tr ';' '\n' | sort -u | wc -l | tr -d ' ') $(recs cc.out pid | tr ';' '\n' | sort -u | wc -l | tr -d ' ')"
