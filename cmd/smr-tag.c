@@ -151,7 +151,6 @@ int main(int argc, char **argv)
 	struct policy *pol = policy_parse(r);
 	errors += pol->errors;
 	policy_free(pol);
-	sops_note_unknown_tags(sops, r->file, tr);
 	sops_free(sops);
 	if (errors || a.check) {
 		facts_close(f);

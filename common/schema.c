@@ -19,7 +19,7 @@ const char *const smr_schema_v1 =
 "  rev INTEGER NOT NULL DEFAULT 0,\n"
 "  check_at INTEGER\n"
 ");\n"
-"CREATE INDEX person_rev ON person(rev);\n"
+
 "CREATE INDEX person_check ON person(check_at) WHERE check_at IS NOT NULL;\n"
 "CREATE TABLE identity(\n"
 "  kind TEXT NOT NULL,\n"

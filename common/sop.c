@@ -304,23 +304,6 @@ struct sops *sops_parse(const struct rules *r)
 	return all;
 }
 
-static void note_tag(const char *file, const struct sop *sp, const char *role, const char *tag,
-                     const struct tagrules *tr)
-{
-	if (tag[0] && !tagrules_find(tr, tag))
-		fprintf(stderr, "%s: %s:%d: note: sop %s: %s \"%s\" is not defined by a tag rule "
-		        "(fine if set by hand or by smr-segment --as-tag)\n", smr_progname, file, sp->line, sp->name, role, tag);
-}
-
-void sops_note_unknown_tags(const struct sops *s, const char *file, const struct tagrules *tr)
-{
-	for (size_t i = 0; i < s->nsops; i++) {
-		note_tag(file, &s->sops[i], "trigger", s->sops[i].trigger, tr);
-		for (size_t k = 0; k < s->sops[i].nexits; k++)
-			note_tag(file, &s->sops[i], "exit tag", s->sops[i].exits[k], tr);
-	}
-}
-
 void sops_free(struct sops *s)
 {
 	if (!s)

@@ -66,11 +66,6 @@ struct sops *sops_parse(const struct rules *r);
 void sops_free(struct sops *s);
 const struct content *sops_content(const struct sops *s, const char *id);
 
-/* Note on stderr (not an error: such tags may be set by hand or by
- * smr-segment --as-tag) triggers and exit tags no tag rule defines. */
-struct tagrules;
-void sops_note_unknown_tags(const struct sops *s, const char *file, const struct tagrules *tr);
-
 /* The UTC due time of STEP for an enrollment whose day 0 is DAY0. */
 int64_t sop_step_due(const struct sop_step *step, int64_t day0);
 

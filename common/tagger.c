@@ -289,7 +289,20 @@ static int64_t rules_hash(const struct tagrules *tr)
 	return (int64_t)(h >> 1);
 }
 
-static void select_candidates(struct run *r, int full, int64_t maxrev)
+/* How far the last run got: events and merges are append-only, so the
+ * persons with new facts are those of later events (a rowid range) and the
+ * survivors of later merges. */
+struct marks { int64_t eid, merge; };
+
+static int64_t scalar(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = db_prepare(db, sql);
+	int64_t v = db_row(db, st) ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void select_candidates(struct run *r, int full, const struct marks *upto)
 {
 	db_exec(r->db, "CREATE TEMP TABLE IF NOT EXISTS tag_cand(pid INTEGER PRIMARY KEY)");
 	db_exec(r->db, "CREATE TEMP TABLE IF NOT EXISTS tag_chunk(pid INTEGER PRIMARY KEY)");
@@ -298,11 +311,15 @@ static void select_candidates(struct run *r, int full, int64_t maxrev)
 	if (full) {
 		st = db_prepare(r->db, "INSERT INTO temp.tag_cand SELECT pid FROM main.person");
 	} else {
-		st = db_prepare(r->db, "INSERT INTO temp.tag_cand SELECT pid FROM main.person WHERE rev > ?1 AND rev <= ?2 "
-		                       "UNION SELECT pid FROM main.person WHERE check_at <= ?3");
-		db_bind_int(r->db, st, 1, db_meta_get(r->db, "tag.rev", 0));
-		db_bind_int(r->db, st, 2, maxrev);
-		db_bind_int(r->db, st, 3, r->now);
+		st = db_prepare(r->db, "INSERT INTO temp.tag_cand "
+		                       "SELECT pid FROM main.event WHERE eid > ?1 AND eid <= ?2 "
+		                       "UNION SELECT survivor FROM main.merge_log WHERE rowid > ?3 AND rowid <= ?4 "
+		                       "UNION SELECT pid FROM main.person WHERE check_at <= ?5");
+		db_bind_int(r->db, st, 1, db_meta_get(r->db, "tag.eid", 0));
+		db_bind_int(r->db, st, 2, upto->eid);
+		db_bind_int(r->db, st, 3, db_meta_get(r->db, "tag.merge", 0));
+		db_bind_int(r->db, st, 4, upto->merge);
+		db_bind_int(r->db, st, 5, r->now);
 	}
 	db_run(r->db, st);
 	sqlite3_finalize(st);
@@ -345,10 +362,9 @@ void tagger_run(sqlite3 *db, const struct rules *rules, const struct tagrules *t
 	if (db_meta_get(db, "tag.rules_hash", 0) != hash)
 		full = 1;
 	st->full = full;
-	sqlite3_stmt *mr = db_prepare(db, "SELECT coalesce(max(rev), 0) FROM person");
-	int64_t maxrev = db_row(db, mr) ? sqlite3_column_int64(mr, 0) : 0;
-	sqlite3_finalize(mr);
-	select_candidates(&r, full, maxrev);
+	struct marks upto = {scalar(db, "SELECT coalesce(max(eid), 0) FROM event"),
+	                     scalar(db, "SELECT coalesce(max(rowid), 0) FROM merge_log")};
+	select_candidates(&r, full, &upto);
 	prepare_run(&r);
 	int64_t last = 0;
 	for (;;) {
@@ -365,8 +381,10 @@ void tagger_run(sqlite3 *db, const struct rules *rules, const struct tagrules *t
 			run_chunk(&r);
 		}
 		if (got < CHUNK) {
-			if (maxrev > db_meta_get(db, "tag.rev", 0))
-				db_meta_set(db, "tag.rev", maxrev);
+			if (upto.eid > db_meta_get(db, "tag.eid", 0))
+				db_meta_set(db, "tag.eid", upto.eid);
+			if (upto.merge > db_meta_get(db, "tag.merge", 0))
+				db_meta_set(db, "tag.merge", upto.merge);
 			db_meta_set(db, "tag.rules_hash", hash);
 		}
 		db_commit(db);
