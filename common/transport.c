@@ -45,7 +45,7 @@ struct transport *transport_open(const char *spec, char *err, size_t errlen)
 	if (strncmp(spec, "file:", 5) == 0 && spec[5]) {
 		t->kind = T_FILE;
 		t->path = xstrdup(spec + 5);
-		t->f = fopen(t->path, "a");
+		t->f = fopen(t->path, "ae"); /* not inherited by exec: commands */
 		if (!t->f) {
 			snprintf(err, errlen, "%s: %s", t->path, strerror(errno));
 			transport_close(t);
@@ -102,6 +102,42 @@ static enum delivery send_file(struct transport *t, const char *msg, char *reaso
 	return DELIVERED;
 }
 
+static long env_long(const char *name, long dflt);
+
+/* Wait for PID at most MS milliseconds (SIGCHLD blocked by the caller).
+ * 1: it exited (STATUS set); 0: timed out and killed; -1: error. */
+static int wait_limited(pid_t pid, int *status, long ms)
+{
+	struct timespec now, end;
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		pid_t w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			return 1;
+		if (w < 0 && errno != EINTR)
+			return -1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long left_ns = (long)(end.tv_sec - now.tv_sec) * 1000000000L + (end.tv_nsec - now.tv_nsec);
+		if (left_ns <= 0) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+				;
+			return 0;
+		}
+		struct timespec left = {left_ns / 1000000000L, left_ns % 1000000000L};
+		sigtimedwait(&chld, NULL, &left); /* a SIGCHLD, a timeout or an interruption: look again */
+	}
+}
+
 static enum delivery send_exec(struct transport *t, const char *msg, char *reason, size_t rlen)
 {
 	int fds[2];
@@ -110,14 +146,22 @@ static enum delivery send_exec(struct transport *t, const char *msg, char *reaso
 		return RETRY_LATER;
 	}
 	fflush(stdout);
+	/* SIGCHLD blocked, so that sigtimedwait can wait for the command with
+	 * a time limit */
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
 	pid_t pid = fork();
 	if (pid < 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(fds[0]);
 		close(fds[1]);
 		snprintf(reason, rlen, "fork: %s", strerror(errno));
 		return RETRY_LATER;
 	}
 	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		dup2(fds[0], STDIN_FILENO);
 		dup2(STDERR_FILENO, STDOUT_FILENO); /* keep smr-send's output records clean */
 		close(fds[0]);
@@ -139,11 +183,17 @@ static enum delivery send_exec(struct transport *t, const char *msg, char *reaso
 		off = 0;
 	close(fds[1]);
 	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			snprintf(reason, rlen, "waitpid: %s", strerror(errno));
-			return DELIVERY_FAILED;
-		}
+	int rc = wait_limited(pid, &status, env_long("SMR_EXEC_TIMEOUT_MS", 30000));
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		snprintf(reason, rlen, "waitpid: %s", strerror(errno));
+		return DELIVERY_FAILED;
+	}
+	if (rc == 0) {
+		/* it may or may not have delivered: failed, never retried */
+		snprintf(reason, rlen, "%s timed out and was killed (not retried: it may have delivered)", t->argv[0]);
+		return DELIVERY_FAILED;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return DELIVERED;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 75) {
