@@ -136,7 +136,8 @@ int main(int argc, char **argv)
 	struct args a = {0};
 	smr_progname = "smr-tag";
 	parse_args(&a, argc, argv);
-	struct rules *r = rules_load(a.o.rules, 1);
+	int load_errors;
+	struct rules *r = rules_load_all(a.o.rules, 1, &load_errors);
 	if (!r)
 		return SMR_USAGE;
 	struct tagrules *tr = tagrules_parse(r);
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
 	 * before the real database is opened (or created). */
 	sqlite3 *db = db_open(":memory:");
 	struct facts *f = facts_open(db, a.o.now);
-	int errors = tagrules_compile(tr, db) + tr->errors;
+	int errors = tagrules_compile(tr, db) + tr->errors + load_errors;
 	struct sops *sops = sops_parse(r); /* one file, checked whole */
 	errors += sops->errors;
 	struct policy *pol = policy_parse(r);

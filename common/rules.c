@@ -278,10 +278,11 @@ static int parse_stream(struct rules *r, FILE *f)
 	return errors ? -1 : 0;
 }
 
-struct rules *rules_load(const char *path, int required)
+struct rules *rules_load_all(const char *path, int required, int *errors)
 {
 	char err[256];
 	const char *file = path ? path : DEFAULT_RULES;
+	*errors = 0;
 	FILE *f = fopen(file, "r");
 	if (!f && (required || errno != ENOENT)) {
 		smr_warnx(file, 0, "cannot read rules: %s", strerror(errno));
@@ -292,9 +293,16 @@ struct rules *rules_load(const char *path, int required)
 		smr_die(SMR_FATAL, "default time zone: %s", err); /* tzdata missing */
 	if (!f)
 		return r; /* no rules file: built-in defaults */
-	int rc = parse_stream(r, f);
+	*errors = parse_stream(r, f) != 0;
 	fclose(f);
-	if (rc != 0) {
+	return r;
+}
+
+struct rules *rules_load(const char *path, int required)
+{
+	int errors;
+	struct rules *r = rules_load_all(path, required, &errors);
+	if (r && errors) {
 		rules_free(r);
 		return NULL;
 	}

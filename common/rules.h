@@ -32,6 +32,10 @@ struct rules {
  * else built-in defaults. Errors are reported as file:line:col and return
  * NULL (the caller exits 2). */
 struct rules *rules_load(const char *path, int required);
+/* As rules_load, but a file with errors (reported) still gives the
+ * statements that parsed, with *errors set: for --check, which reports
+ * every error in one pass. */
+struct rules *rules_load_all(const char *path, int required, int *errors);
 void rules_free(struct rules *r);
 
 /* Report a rules error at file:line:col. */

@@ -103,4 +103,11 @@ check "run with a rule error does not create the database" test ! -e fresh.db
 tag --db real.db --rules missing.rules
 tstatus "run with a missing rules file: exit 2" 2
 
+# An unknown keyword does not hide the errors of the tag rules after it.
+printf 'frobnicate 1\ntag a when nosuch > 1\ntag b when orders > 0\n' >mixed.rules
+tag --check --rules mixed.rules
+tstatus "--check with an unknown keyword and a bad tag: exit 2" 2
+eq "--check reports both, each at its line and column" "mixed.rules:1:1|mixed.rules:2:12" \
+	"$(sed -n 's/^smr-tag: \(mixed.rules:[0-9]*:[0-9]*\): .*/\1/p' "$T/terr" | paste -sd'|')"
+
 finish
