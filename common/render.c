@@ -71,6 +71,13 @@ char *render(const char *tmpl, json_t *vars, char *err, size_t errlen)
 			name++;
 		for (char *e = name + strlen(name); e > name && e[-1] == ' ';)
 			*--e = '\0';
+		char *fallback = bar ? bar + 1 : NULL;
+		if (fallback) { /* "{{ nickname | 亲 }}" reads as "亲" */
+			while (*fallback == ' ')
+				fallback++;
+			for (char *e = fallback + strlen(fallback); e > fallback && e[-1] == ' ';)
+				*--e = '\0';
+		}
 		char num[32];
 		const char *val = lookup(vars, name, num, sizeof num);
 		if (!val && !bar) {
@@ -78,7 +85,7 @@ char *render(const char *tmpl, json_t *vars, char *err, size_t errlen)
 			free(b.s);
 			return NULL;
 		}
-		put(&b, val ? val : bar + 1, strlen(val ? val : bar + 1));
+		put(&b, val ? val : fallback, strlen(val ? val : fallback));
 		p = close + 2;
 	}
 }

@@ -1,5 +1,6 @@
-/* Unit tests of common/: time, durations, money, UTF-8, event checking and
- * identity resolution (attach, merge, limits, conflicts, facts).
+/* Unit tests of common/: time, durations, money, UTF-8, event checking,
+ * identity resolution (attach, merge, limits, conflicts, facts), templates,
+ * quiet hours, SOP step times across DST and rule-expression rewriting.
  *
  * Output: one line per check, "ok - name" or "FAIL - name (details)", then
  * a final line "N passed, N failed". Exit status 1 if anything failed.
@@ -10,7 +11,11 @@
 #include "../common/identity.h"
 #include "../common/ingest.h"
 #include "../common/money.h"
+#include "../common/policy.h"
+#include "../common/render.h"
 #include "../common/rules.h"
+#include "../common/ruleexpr.h"
+#include "../common/sop.h"
 #include "../common/tstamp.h"
 #include "../common/utf8.h"
 
@@ -1090,6 +1095,103 @@ static void test_schema(void)
 	db_close(db);
 }
 
+/* Templates: values, fallbacks for missing and empty values, numbers, and
+ * a missing variable failing instead of leaking "{{nickname}}". */
+static void test_render(void)
+{
+	json_t *vars = json_pack("{s:s, s:s, s:i}", "nickname", "小王", "city", "", "pid", 7);
+	char err[128];
+	char *out = render("{{nickname|亲}}，{{ city | 上海 }} #{{pid}}", vars, err, sizeof err);
+	expect_str("render: value, fallback for an empty value, spaces, a number", "小王，上海 #7", out);
+	free(out);
+	out = render("{{staff|客服}}好", vars, err, sizeof err);
+	expect_str("render: fallback for a missing variable", "客服好", out);
+	free(out);
+	out = render("你好 {{coupon_code}}", vars, err, sizeof err);
+	report(out == NULL && strstr(err, "coupon_code") != NULL, "render: a missing variable with no fallback fails, naming it",
+	       "got %s / %s", out ? out : "NULL", err);
+	free(out);
+	out = render("oops {{nickname", vars, err, sizeof err);
+	report(out == NULL, "render: an unclosed {{ fails", "got %s", out ? out : "NULL");
+	free(out);
+	out = render("no placeholders", vars, err, sizeof err);
+	expect_str("render: plain text", "no placeholders", out);
+	free(out);
+	json_decref(vars);
+}
+
+/* Quiet hours across midnight, in the configured zone. */
+static void test_quiet(void)
+{
+	char err[128];
+	tz_set("Asia/Shanghai", err, sizeof err);
+	struct policy p = {.has_quiet = 1, .quiet_start = 22 * 60, .quiet_end = 8 * 60};
+	int64_t t, want;
+	time_parse("2026-11-20T23:00:00+08:00", &t, err, sizeof err);
+	time_parse("2026-11-21T08:00:00+08:00", &want, err, sizeof err);
+	expect_int("quiet 22:00-08:00: 23:00 waits for 08:00 the next day", want, policy_quiet_end(&p, t));
+	time_parse("2026-11-21T00:30:00+08:00", &t, err, sizeof err);
+	expect_int("quiet 22:00-08:00: 00:30 waits for 08:00 the same day", want, policy_quiet_end(&p, t));
+	time_parse("2026-11-21T08:00:00+08:00", &t, err, sizeof err);
+	expect_int("quiet 22:00-08:00: 08:00 is not quiet", t, policy_quiet_end(&p, t));
+	time_parse("2026-11-21T21:59:59+08:00", &t, err, sizeof err);
+	expect_int("quiet 22:00-08:00: 21:59:59 is not quiet", t, policy_quiet_end(&p, t));
+	struct policy q = {.has_quiet = 1, .quiet_start = 12 * 60, .quiet_end = 14 * 60};
+	time_parse("2026-11-21T13:00:00+08:00", &t, err, sizeof err);
+	time_parse("2026-11-21T14:00:00+08:00", &want, err, sizeof err);
+	expect_int("quiet 12:00-14:00: 13:00 waits for 14:00", want, policy_quiet_end(&q, t));
+}
+
+/* Step due times keep their local wall time across a DST change. */
+static void test_step_due(void)
+{
+	char err[128];
+	struct sop_step st = {.day = 2, .hour = 20, .minute = 0};
+	int64_t day0, want;
+	tz_set("America/New_York", err, sizeof err);
+	time_parse("2026-10-31T10:00:00-04:00", &day0, err, sizeof err); /* EDT */
+	time_parse("2026-11-02T20:00:00-05:00", &want, err, sizeof err); /* EST */
+	expect_int("sop step 2d 20:00 across the New York DST end keeps 20:00 local", want, sop_step_due(&st, day0));
+	tz_set("Asia/Shanghai", err, sizeof err);
+	struct sop_step early = {.day = 0, .hour = 0, .minute = 30};
+	time_parse("2026-11-20T10:00:00+08:00", &day0, err, sizeof err);
+	time_parse("2026-11-19T16:30:00Z", &want, err, sizeof err);
+	expect_int("sop step 0d 00:30 in Shanghai is 16:30 UTC the day before", want, sop_step_due(&early, day0));
+	struct sop_step eom = {.day = 3, .hour = 9, .minute = 0};
+	time_parse("2026-01-30T10:00:00+08:00", &day0, err, sizeof err);
+	time_parse("2026-02-02T09:00:00+08:00", &want, err, sizeof err);
+	expect_int("sop step 3d from Jan 30 lands on Feb 2", want, sop_step_due(&eom, day0));
+}
+
+/* Per-person functions get the person passed in; SQLite's own count(*)
+ * and count(x) are left alone; errors carry their offset. */
+static void test_ruleexpr(void)
+{
+	struct ruleexpr re;
+	char err[128];
+	size_t off = 0;
+	int rc = ruleexpr_rewrite("count('add_cart', '7d', 'SKU-A') > 0 and orders_since('add_cart') = 0", &re, err, sizeof err, &off);
+	expect_str("ruleexpr: person functions get facts.pid",
+	           "count(facts.pid, 'add_cart', '7d', 'SKU-A') > 0 and orders_since(facts.pid, 'add_cart') = 0",
+	           rc == 0 ? re.sql : err);
+	if (rc == 0) {
+		size_t at = (size_t)(strstr(re.sql, "orders_since") - re.sql);
+		expect_int("ruleexpr: offsets map back past insertions", 41, (int64_t)ruleexpr_origin(&re, at));
+		ruleexpr_free(&re);
+	}
+	rc = ruleexpr_rewrite("(SELECT count(*) FROM event) > 1 and count(x) = 0", &re, err, sizeof err, &off);
+	expect_str("ruleexpr: count(*) and count(x) stay SQLite's", "(SELECT count(*) FROM event) > 1 and count(x) = 0",
+	           rc == 0 ? re.sql : err);
+	if (rc == 0)
+		ruleexpr_free(&re);
+	rc = ruleexpr_rewrite("said('(unclosed', '7d')", &re, err, sizeof err, &off);
+	report(rc != 0 && off == 5, "ruleexpr: a bad literal pattern is an error at its offset", "rc %d off %zu: %s", rc, off, err);
+	rc = ruleexpr_rewrite("count('view', '7x') > 0", &re, err, sizeof err, &off);
+	report(rc != 0 && off == 14, "ruleexpr: a bad literal window is an error at its offset", "rc %d off %zu: %s", rc, off, err);
+	rc = ruleexpr_rewrite("orders > 0) OR (1", &re, err, sizeof err, &off);
+	report(rc != 0 && off == 10, "ruleexpr: an unbalanced ) is an error at its offset", "rc %d off %zu: %s", rc, off, err);
+}
+
 int main(void)
 {
 	smr_progname = "test-unit";
@@ -1108,6 +1210,10 @@ int main(void)
 	test_cookie_limit();
 	test_facts_batches();
 	test_random();
+	test_render();
+	test_quiet();
+	test_step_due();
+	test_ruleexpr();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
