@@ -12,8 +12,6 @@
 
 static const char *opened_path = "smr.db";
 
-const char *db_path(void) { return opened_path; }
-
 void db_fail(sqlite3 *db, const char *what)
 {
 	smr_die(SMR_FATAL, "%s: %s: %s", opened_path, what,

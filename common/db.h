@@ -15,7 +15,6 @@ extern const char *const smr_schema_v1;
  * migrated. Exits 3 on failure. */
 sqlite3 *db_open(const char *path);
 void db_close(sqlite3 *db);
-const char *db_path(void);
 
 _Noreturn void db_fail(sqlite3 *db, const char *what);
 

@@ -7,26 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const known_types[] = {
-	"view", "click", "add_cart", "pay_start", "coupon_claim", "coupon_use",
-	"group_join", "group_leave", "friend_add", "friend_delete", "message",
-	"order", "refund", "app_install", "profile", NULL,
-};
-
 /* Top-level fields with a meaning of their own; every other field that is
  * not an identifier is kept in props. */
 static const char *const core_fields[] = {
 	"id", "type", "ts", "item", "amount", "channel", "text", "expires",
 	"group_id", "staff", "props", "ids", NULL,
 };
-
-int event_type_known(const char *type)
-{
-	for (const char *const *t = known_types; *t; t++)
-		if (strcmp(*t, type) == 0)
-			return 1;
-	return 0;
-}
 
 int event_field_reserved(const char *key)
 {

@@ -43,7 +43,5 @@ int event_field_reserved(const char *key);
  * only (at least 5). Returns 0, or -1 if not a phone number. */
 int phone_normalise(const char *in, char *out, size_t outlen);
 
-/* Whether TYPE is one of the documented behaviour types. */
-int event_type_known(const char *type);
 
 #endif

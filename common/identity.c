@@ -259,6 +259,9 @@ int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_st
 	return resolve_conflict(ir, ev, pids, now);
 }
 
+/* Move everything of person FROM to person TO and delete FROM; facts are
+ * recomputed from the events with eid <= UPTO (the batch in flight adds
+ * its own at commit). */
 static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto)
 {
 	for (int i = 0; i < NMERGE; i++) {
@@ -268,14 +271,4 @@ static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t 
 			db_bind_int(db, st[i], 3, upto);
 		db_run(db, st[i]);
 	}
-}
-
-void person_merge(sqlite3 *db, int64_t to, int64_t from, int64_t upto)
-{
-	sqlite3_stmt *st[NMERGE];
-	for (int i = 0; i < NMERGE; i++)
-		st[i] = db_prepare(db, merge_sql[i]);
-	merge_run(db, st, to, from, upto);
-	for (int i = 0; i < NMERGE; i++)
-		sqlite3_finalize(st[i]);
 }

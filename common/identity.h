@@ -30,8 +30,4 @@ int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_st
 struct idres_stats { long new_persons, merges, conflicts; };
 const struct idres_stats *idres_stats(const struct idres *ir);
 
-/* Move everything of person FROM to person TO and delete FROM (also used by
- * manual merges); facts are recomputed from events with eid <= UPTO. */
-void person_merge(sqlite3 *db, int64_t to, int64_t from, int64_t upto);
-
 #endif

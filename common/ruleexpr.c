@@ -39,8 +39,6 @@ static const struct pfunc *find_pfunc(const char *name, size_t len)
 	return NULL;
 }
 
-int ruleexpr_is_person_func(const char *name, size_t len) { return find_pfunc(name, len) != NULL; }
-
 int utf8_column(const char *s, size_t off)
 {
 	int col = 1;

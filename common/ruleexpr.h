@@ -21,9 +21,6 @@ int ruleexpr_rewrite(const char *expr, struct ruleexpr *out, char *err, size_t e
 size_t ruleexpr_origin(const struct ruleexpr *re, size_t off);
 void ruleexpr_free(struct ruleexpr *re);
 
-/* Whether NAME is a per-person function (case-insensitive). */
-int ruleexpr_is_person_func(const char *name, size_t len);
-
 /* Display column (1-based, in characters) of byte offset OFF in S. */
 int utf8_column(const char *s, size_t off);
 
