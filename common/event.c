@@ -1,4 +1,5 @@
 #include "event.h"
+#include "idhash.h"
 #include "money.h"
 #include "tstamp.h"
 
@@ -111,6 +112,27 @@ int phone_normalise(const char *in, char *out, size_t outlen)
 	return n >= 5 ? 0 : -1;
 }
 
+int ident_stored_value(const struct idkind *k, const char *raw, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char norm[40];
+	const char *v = raw;
+	if (strcmp(k->name, "phone") == 0) {
+		if (phone_normalise(raw, norm, sizeof norm) != 0)
+			return bad(err, errlen, "bad phone number \"%.40s\"", raw);
+		v = norm;
+	}
+	if (k->hash) {
+		const char *key = idhash_key();
+		if (!key || idhash(key, v, out, outlen) != 0)
+			return bad(err, errlen, "cannot hash identifier \"%s\" (is $SMR_HASH_KEY set?)", k->name);
+		return 0;
+	}
+	if (strlen(v) >= outlen)
+		return bad(err, errlen, "identifier \"%s\" is too long", k->name);
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
 static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *err, size_t errlen)
 {
 	if (!v || json_is_null(v))
@@ -131,10 +153,10 @@ static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *
 	} else {
 		return bad(err, errlen, "identifier \"%s\" must be a string", k->name);
 	}
-	if (strcmp(k->name, "phone") == 0) {
+	if (strcmp(k->name, "phone") == 0 || k->hash) {
 		char tmp[sizeof id->valbuf];
-		if (phone_normalise(id->value, tmp, sizeof tmp) != 0)
-			return bad(err, errlen, "bad phone number \"%.40s\"", id->value);
+		if (ident_stored_value(k, id->value, tmp, sizeof tmp, err, errlen) != 0)
+			return -1;
 		memcpy(id->valbuf, tmp, sizeof tmp);
 		id->value = id->valbuf;
 	}

@@ -14,7 +14,7 @@
 struct ident {
 	const struct idkind *kind;
 	const char *value;              /* points into the record or valbuf */
-	char valbuf[40];                /* numbers and normalised phones */
+	char valbuf[72];                /* numbers, normalised phones, hashes */
 };
 
 struct event {
@@ -35,6 +35,11 @@ struct event {
 int event_from_json(json_t *obj, const struct rules *r, struct event *ev,
                     char *err, size_t errlen);
 void event_clear(struct event *ev);
+
+/* The stored form of an identifier's value: phones normalised, kinds
+ * declared `hash` replaced by their keyed hash. OUT has at least 72 bytes.
+ * Returns 0, or -1 with the reason in err. */
+int ident_stored_value(const struct idkind *k, const char *raw, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Whether KEY is a top-level field with a meaning of its own (id, type,
  * ts, item, ...), which no identifier kind may be named. */

@@ -78,19 +78,22 @@ int64_t person_find(struct person_lookup *pl, json_t *rec, char *err, size_t err
 	int named = 0;
 	for (size_t i = 0; i < pl->rules->nkinds; i++) {
 		const char *kind = pl->rules->kinds[pl->order[i]].name;
-		char value[64];
+		char num[32], value[72], why[128];
+		const char *raw;
 		v = json_object_get(rec, kind);
 		if (json_is_integer(v))
-			snprintf(value, sizeof value, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		if (json_is_integer(v))
+			raw = num;
 		else if (json_is_string(v) && *json_string_value(v))
-			snprintf(value, sizeof value, "%s", json_string_value(v));
+			raw = json_string_value(v);
 		else
 			continue;
 		named = 1;
-		if (strcmp(kind, "phone") == 0 && phone_normalise(json_is_string(v) ? json_string_value(v) : value, value, 40) != 0)
+		if (ident_stored_value(&pl->rules->kinds[pl->order[i]], raw, value, sizeof value, why, sizeof why) != 0)
 			continue;
 		db_bind_text(pl->db, pl->by_ident, 1, kind);
-		db_bind_text(pl->db, pl->by_ident, 2, json_is_string(v) && strcmp(kind, "phone") != 0 ? json_string_value(v) : value);
+		db_bind_text(pl->db, pl->by_ident, 2, value);
 		int64_t pid = one_pid(pl, pl->by_ident);
 		if (pid)
 			return pid;

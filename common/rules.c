@@ -1,6 +1,7 @@
 #include "rules.h"
 #include "err.h"
 #include "event.h"
+#include "idhash.h"
 #include "tstamp.h"
 
 #include <ctype.h>
@@ -16,13 +17,13 @@
 /* Built-in identifier kinds: priority (lower wins) and the most values one
  * person may hold (0 = any number). */
 static const struct idkind builtin_kinds[] = {
-	{"unionid", 1, 1},
-	{"member_id", 2, 1},
-	{"external_userid", 3, 1},
-	{"phone", 4, 1},
-	{"openid", 5, 0},
-	{"cookie_id", 6, 5},
-	{"anon_id", 7, 5},
+	{"unionid", 1, 1, 0},
+	{"member_id", 2, 1, 0},
+	{"external_userid", 3, 1, 0},
+	{"phone", 4, 1, 0},
+	{"openid", 5, 0, 0},
+	{"cookie_id", 6, 5, 0},
+	{"anon_id", 7, 5, 0},
 };
 
 void rules_error(const char *file, int line, int col, const char *fmt, ...)
@@ -139,10 +140,20 @@ static int parse_identity(struct rules *r, struct words *ws, int line)
 		k->max = 0;
 	}
 	for (int i = 2; i < ws->n; i += 2) {
+		if (strcmp(ws->w[i], "hash") == 0) {
+			if (!idhash_key()) {
+				rules_error(r->file, line, ws->col[i], "identity %s hash needs a key of at least %d bytes in $SMR_HASH_KEY",
+				            name, IDHASH_KEY_MIN);
+				return -1;
+			}
+			k->hash = 1;
+			i--; /* a flag: no value follows */
+			continue;
+		}
 		int *field = strcmp(ws->w[i], "priority") == 0 ? &k->priority
 		           : strcmp(ws->w[i], "max") == 0 ? &k->max : NULL;
 		if (!field) {
-			rules_error(r->file, line, ws->col[i], "expected \"priority\" or \"max\", got \"%s\"", ws->w[i]);
+			rules_error(r->file, line, ws->col[i], "expected \"priority\", \"max\" or \"hash\", got \"%s\"", ws->w[i]);
 			return -1;
 		}
 		if (i + 1 >= ws->n || parse_small_int(ws->w[i + 1], field) != 0) {

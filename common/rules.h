@@ -10,6 +10,7 @@ struct idkind {
 	char name[IDKIND_NAME_MAX];
 	int priority;   /* lower wins when identifiers conflict */
 	int max;        /* most distinct values one person may hold; 0 = no limit */
+	int hash;       /* stored as a keyed hash (identity KIND hash) */
 };
 
 /* A statement kept for the tool that interprets it (tag, ladder, sop, ...). */
