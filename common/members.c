@@ -1,6 +1,7 @@
 #include "members.h"
 #include "db.h"
 #include "err.h"
+#include "ndjson.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -71,9 +72,7 @@ static void print_json(const struct members_fmt *fmt, sqlite3_stmt *st, struct p
 	person_add_ids(pl, pid, o);
 	for (int c = 1; c < sqlite3_column_count(st); c++)
 		json_object_set_new(o, sqlite3_column_name(st, c), column_json(st, c));
-	if (json_dumpf(o, fmt->out, JSON_COMPACT) != 0 || fputc('\n', fmt->out) == EOF)
-		out_fail();
-	json_decref(o);
+	ndjson_put(fmt->out, o, 0);
 }
 
 static void print_csv(const struct members_fmt *fmt, sqlite3_stmt *st, struct person_lookup *pl,
@@ -137,9 +136,7 @@ void members_print_counts(const struct members_fmt *fmt, const char *key, const 
 		if (key)
 			json_object_set_new(o, key, json_string(names[i]));
 		json_object_set_new(o, "count", json_integer(counts[i]));
-		if (json_dumpf(o, fmt->out, JSON_COMPACT) != 0 || fputc('\n', fmt->out) == EOF)
-			out_fail();
-		json_decref(o);
+		ndjson_put(fmt->out, o, 0);
 	}
 	if (fflush(fmt->out) != 0)
 		out_fail();

@@ -1,6 +1,7 @@
 #include "report.h"
 #include "db.h"
 #include "err.h"
+#include "ndjson.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -149,9 +150,7 @@ void report_print(sqlite3 *db, enum report_section which, const struct report_op
 			json_object_set_new(obj, "report", json_string(report_names[which]));
 			for (int c = 0; c < nc; c++)
 				json_object_set_new(obj, sqlite3_column_name(st, c), cell(st, c));
-			if (json_dumpf(obj, out, JSON_COMPACT | JSON_REAL_PRECISION(15)) != 0 || fputc('\n', out) == EOF)
-				smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
-			json_decref(obj);
+			ndjson_put(out, obj, JSON_REAL_PRECISION(15)); /* money to the fen */
 		}
 	}
 	sqlite3_finalize(st);

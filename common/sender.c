@@ -1,6 +1,7 @@
 #include "sender.h"
 #include "db.h"
 #include "err.h"
+#include "ndjson.h"
 #include "render.h"
 
 #include <errno.h>
@@ -109,9 +110,9 @@ static void print_result(struct sender *s, const struct touch *t, const char *re
 		json_object_set_new(o, "text", json_string(text));
 	if (s->dry_run)
 		json_object_set_new(o, "dry_run", json_true());
-	if (json_dumpf(o, s->out, JSON_COMPACT) != 0 || fputc('\n', s->out) == EOF || fflush(s->out) != 0)
+	ndjson_put(s->out, o, 0);
+	if (fflush(s->out) != 0)
 		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
-	json_decref(o);
 }
 
 static void record(struct sender *s, int64_t id, const char *state, const char *reason, int64_t not_before, const char *text)

@@ -1,6 +1,7 @@
 #include "sopdue.h"
 #include "db.h"
 #include "err.h"
+#include "ndjson.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -230,9 +231,7 @@ void sopdue_print(sqlite3 *db, struct person_lookup *pl, const int64_t *ids, siz
 		json_object_set_new(o, "day0", json_integer(sqlite3_column_int64(st, 8)));
 		json_object_set_new(o, "priority", json_integer(sqlite3_column_int64(st, 9)));
 		sqlite3_reset(st);
-		if (json_dumpf(o, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
-			smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
-		json_decref(o);
+		ndjson_put(out, o, 0);
 	}
 	sqlite3_finalize(st);
 	if (fflush(out) != 0)

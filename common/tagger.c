@@ -1,6 +1,7 @@
 #include "tagger.h"
 #include "db.h"
 #include "err.h"
+#include "ndjson.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -42,9 +43,7 @@ void tag_print_change(struct person_lookup *pl, FILE *out, int64_t pid, const ch
 	if (detail)
 		json_object_set_new(o, "rule", json_string(detail));
 	person_add_ids(pl, pid, o);
-	if (json_dumpf(o, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
-	json_decref(o);
+	ndjson_put(out, o, 0);
 }
 
 static void log_change(sqlite3 *db, sqlite3_stmt *log, int64_t pid, const char *tag, int add, int64_t at,
