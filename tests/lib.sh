@@ -45,15 +45,32 @@ no_sanitizer() {
 	fi
 }
 
-# run ARGS...: smr-ingest with stdout in $T/out, stderr in $T/err, status in RC.
-# A sanitizer report anywhere is a failure of its own.
-RUNS=0
-run() {
-	"$ING" "$@" >"$T/out" 2>"$T/err"
-	RC=$?
-	RUNS=$((RUNS + 1))
-	no_sanitizer "run $RUNS: smr-ingest $*" "$T/err"
+# invoke IN OUT ERR PROG ARGS...: run PROG with stdin from IN ("-": the
+# caller's), stdout in OUT, stderr in ERR; the status in INVOKED. A
+# sanitizer report is a failure of its own. Every tool's wrapper uses it.
+INVOKES=0
+invoke() {
+	local in=$1 out=$2 err=$3
+	shift 3
+	if [ "$in" = - ]; then
+		"$@" >"$out" 2>"$err"
+	else
+		"$@" <"$in" >"$out" 2>"$err"
+	fi
+	INVOKED=$?
+	INVOKES=$((INVOKES + 1))
+	no_sanitizer "run $INVOKES: $(basename "$1") ${*:2}" "$err"
 	return 0
+}
+# status_is NAME GOT EXPECTED ERR: an exit status check naming ERR's start.
+status_is() {
+	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "exit status $2, expected $3; stderr: $(head -3 "$4")"; fi
+}
+
+# run ARGS...: smr-ingest with stdout in $T/out, stderr in $T/err, status in RC.
+run() {
+	invoke - "$T/out" "$T/err" "$ING" "$@"
+	RC=$INVOKED
 }
 # runin FILE ARGS...: like run, with stdin from FILE.
 runin() {
@@ -76,9 +93,7 @@ summary() {
 	fi
 }
 # status NAME EXPECTED
-status() {
-	if [ "$RC" = "$2" ]; then ok "$1"; else fail "$1" "exit status $RC, expected $2; stderr: $(head -3 "$T/err")"; fi
-}
+status() { status_is "$1" "$RC" "$2" "$T/err"; }
 # sq DB SQL: one query through the sqlite3 CLI.
 sq() { sqlite3 -batch -cmd '.timeout 10000' "$1" "$2"; }
 # has_line FILE PATTERN (grep -E)

@@ -9,18 +9,12 @@
 . "$FIXTURES/tag/helpers.sh"
 
 SEG="$SMR_BIN/smr-segment"
-SRUNS=0
 # seg ARGS...: smr-segment, stdout in $T/sout, stderr in $T/serr, status in SRC.
 seg() {
-	"$SEG" "$@" </dev/null >"$T/sout" 2>"$T/serr"
-	SRC=$?
-	SRUNS=$((SRUNS + 1))
-	no_sanitizer "smr-segment run $SRUNS: smr-segment $*" "$T/serr"
-	return 0
+	invoke /dev/null "$T/sout" "$T/serr" "$SEG" "$@"
+	SRC=$INVOKED
 }
-sstatus() {
-	if [ "$SRC" = "$2" ]; then ok "$1"; else fail "$1" "exit status $SRC, expected $2; stderr: $(head -3 "$T/serr")"; fi
-}
+sstatus() { status_is "$1" "$SRC" "$2" "$T/serr"; }
 # members: the unionids of the records on $T/sout, space-separated.
 members() {
 	python3 -c '

@@ -19,20 +19,14 @@ export TZ=Asia/Shanghai
 
 # sendin FILE ARGS...: smr-send with stdin from FILE, stdout in $T/xout,
 # stderr in $T/xerr, status in XRC; a sanitizer report is a failure.
-XRUNS=0
 sendin() {
 	local f=$1
 	shift
-	"$SEND" "$@" <"$f" >"$T/xout" 2>"$T/xerr"
-	XRC=$?
-	XRUNS=$((XRUNS + 1))
-	no_sanitizer "smr-send run $XRUNS: smr-send $*" "$T/xerr"
-	return 0
+	invoke "$f" "$T/xout" "$T/xerr" "$SEND" "$@"
+	XRC=$INVOKED
 }
 snd() { sendin /dev/null "$@"; }
-xstatus() {
-	if [ "$XRC" = "$2" ]; then ok "$1"; else fail "$1" "exit status $XRC, expected $2; stderr: $(head -3 "$T/xerr")"; fi
-}
+xstatus() { status_is "$1" "$XRC" "$2" "$T/xerr"; }
 # recs FILE KEY...: the JSON lines of FILE as "v1 v2 ...;..." in file order;
 # key nb is not_before as local MM-DD HH:MM, who is the unionid (else p<pid>).
 recs() {
