@@ -41,10 +41,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opts_common(c, optarg, &r->o, usage))
-			continue;
+	while ((c = opts_next(argc, argv, longopts, &r->o, usage)) != -1) {
 		switch (c) {
 		case OPT_FORMAT:
 			if (strcmp(optarg, "ndjson") == 0 || strcmp(optarg, "jsonl") == 0)
@@ -67,8 +64,6 @@ static void parse_args(struct run *r, int argc, char **argv)
 			if (r->batch < 1 || r->batch > 1000000)
 				opts_usage_error(usage, "--batch must be between 1 and 1000000");
 			break;
-		default:
-			opts_bad_option(usage, argv);
 		}
 	}
 	opts_defaults(&r->o);

@@ -28,10 +28,7 @@ int main(int argc, char **argv)
 	struct report_opts ro = {.window = 7 * 86400, .weeks = 4};
 	int c;
 	smr_progname = "smr-report";
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opts_common(c, optarg, &o, usage))
-			continue;
+	while ((c = opts_next(argc, argv, longopts, &o, usage)) != -1) {
 		switch (c) {
 		case OPT_WINDOW:
 			if (duration_parse(optarg, &ro.window) != 0 || ro.window <= 0)
@@ -44,8 +41,6 @@ int main(int argc, char **argv)
 		case OPT_TABLE:
 			ro.table = 1;
 			break;
-		default:
-			opts_bad_option(usage, argv);
 		}
 	}
 	opts_defaults(&o);

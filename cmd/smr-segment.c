@@ -75,10 +75,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opts_common(c, optarg, &a->o, usage))
-			continue;
+	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
 		switch (c) {
 		case OPT_COUNT: a->count = 1; break;
 		case OPT_CSV: a->csv = 1; break;
@@ -88,7 +85,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case OPT_RFM: a->rfm = 1; break;
 		case OPT_STAGES: a->stages = 1; break;
 		case OPT_TIERS: a->tiers = 1; break;
-		default: opts_bad_option(usage, argv);
 		}
 	}
 	if (optind < argc)

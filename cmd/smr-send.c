@@ -38,10 +38,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opts_common(c, optarg, &a->o, usage))
-			continue;
+	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
 		switch (c) {
 		case OPT_TRANSPORT: a->transport = optarg; break;
 		case OPT_QUEUED: a->queued = 1; break;
@@ -51,7 +48,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 			if ((a->limit = opts_int(optarg)) < 1)
 				opts_usage_error(usage, "--limit needs a positive integer");
 			break;
-		default: opts_bad_option(usage, argv);
 		}
 	}
 	if (optind < argc)

@@ -38,10 +38,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 	};
 	int c;
 	a->late = 2 * 3600;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opts_common(c, optarg, &a->o, usage))
-			continue;
+	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
 		switch (c) {
 		case OPT_LATE:
 			if (duration_parse(optarg, &a->late) != 0)
@@ -54,8 +51,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case OPT_STATS:
 			a->stats = 1;
 			break;
-		default:
-			opts_bad_option(usage, argv);
 		}
 	}
 	if (optind < argc)

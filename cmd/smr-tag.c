@@ -39,17 +39,13 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (opts_common(c, optarg, &a->o, usage))
-			continue;
+	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
 		switch (c) {
 		case OPT_FULL: a->full = 1; break;
 		case OPT_CHECK: a->check = 1; break;
 		case OPT_SET: a->set = 1; break;
 		case OPT_UNSET: a->unset = 1; break;
 		case OPT_STATS: a->stats = 1; break;
-		default: opts_bad_option(usage, argv);
 		}
 	}
 	if (optind < argc)

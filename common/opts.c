@@ -84,3 +84,15 @@ long opts_int(const char *s)
 	long v = strtol(s, &end, 10);
 	return errno || end == s || *end ? -1 : v;
 }
+
+int opts_next(int argc, char **argv, const struct option *longopts, struct smr_opts *o, const char *usage)
+{
+	opterr = 0; /* we name the bad option ourselves */
+	for (;;) {
+		int c = getopt_long(argc, argv, "", longopts, NULL);
+		if (c == '?' || c == ':')
+			opts_bad_option(usage, argv);
+		if (c == -1 || !opts_common(c, optarg, o, usage))
+			return c;
+	}
+}

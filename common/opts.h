@@ -24,6 +24,10 @@ struct smr_opts {
 	int64_t now;
 };
 
+/* The next tool-specific option (getopt_long with LONGOPTS): the common
+ * ones are handled here, an unknown option or a missing argument is a
+ * usage error (exit 2). -1 when the options end. */
+int opts_next(int argc, char **argv, const struct option *longopts, struct smr_opts *o, const char *usage);
 /* Handle a common option. Returns 1 if C was one, 0 if not; prints usage
  * and exits for --help, --version. */
 int opts_common(int c, const char *arg, struct smr_opts *o, const char *usage);
