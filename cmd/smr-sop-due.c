@@ -3,6 +3,7 @@
 #include "../common/err.h"
 #include "../common/opts.h"
 #include "../common/person.h"
+#include "../common/policy.h"
 #include "../common/rules.h"
 #include "../common/sop.h"
 #include "../common/sopdue.h"
@@ -71,31 +72,16 @@ static void drain_stdin(void)
 		;
 }
 
-/* The most touches per person per day the policy allows ("cap any N/day"
- * in the policy block), or 0 if none is set. */
-static int daily_cap(const struct rules *r)
+/* The most touches per person per day the policy allows (its tightest
+ * "cap any N/day"), or 0 if none is set. */
+static int daily_cap(const struct policy *pol)
 {
-	for (size_t i = 0; i < r->nstmts; i++) {
-		if (strcmp(r->stmts[i].keyword, "policy") != 0)
-			continue;
-		const char *p = strstr(r->stmts[i].text, "cap any ");
-		while (p) {
-			int n;
-			char unit[8];
-			const char *q = p + 8;
-			while (q && *q == ' ')
-				q++;
-			for (; q && *q && *q != '\n';) {
-				if (sscanf(q, "%d/%7[a-z]", &n, unit) == 2 && strcmp(unit, "day") == 0)
-					return n;
-				q = strchr(q, ' ');
-				if (q)
-					q++;
-			}
-			p = strstr(p + 1, "cap any ");
-		}
-	}
-	return 0;
+	int cap = 0;
+	for (size_t i = 0; i < pol->ncaps; i++)
+		if (strcmp(pol->caps[i].channel, "any") == 0 && pol->caps[i].period == 86400 &&
+		    (cap == 0 || pol->caps[i].n < cap))
+			cap = pol->caps[i].n;
+	return cap;
 }
 
 static int cmp_long(const void *a, const void *b)
@@ -106,9 +92,9 @@ static int cmp_long(const void *a, const void *b)
 
 /* --simulate: walk the clock a day at a time with the current tags and
  * SOPs, inside a savepoint that is rolled back: nothing is written. */
-static void simulate(sqlite3 *db, const struct sops *s, const struct rules *r, int64_t now, int64_t dur)
+static void simulate(sqlite3 *db, const struct sops *s, const struct policy *pol, int64_t now, int64_t dur)
 {
-	int cap = daily_cap(r);
+	int cap = daily_cap(pol);
 	struct sopdue_stats st = {0};
 	int64_t *ids = NULL;
 	size_t nids = 0;
@@ -161,7 +147,9 @@ int main(int argc, char **argv)
 	if (!r)
 		return SMR_USAGE;
 	struct sops *s = sops_parse(r);
-	if (s->errors) {
+	struct policy *pol = policy_parse(r); /* --simulate reports its daily cap */
+	if (s->errors || pol->errors) {
+		policy_free(pol);
 		sops_free(s);
 		rules_free(r);
 		return SMR_USAGE;
@@ -172,7 +160,7 @@ int main(int argc, char **argv)
 	struct sopdue_stats st = {0};
 	db_begin(db);
 	if (a.simulate) {
-		simulate(db, s, r, a.o.now, a.simulate);
+		simulate(db, s, pol, a.o.now, a.simulate);
 		db_rollback(db);
 	} else {
 		int64_t *ids = NULL;
@@ -189,6 +177,7 @@ int main(int argc, char **argv)
 			        st.enrolled, st.exited, st.completed, st.queued, st.missed, st.skipped, st.held_out);
 	}
 	db_close(db);
+	policy_free(pol);
 	sops_free(s);
 	rules_free(r);
 	return SMR_OK;
