@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 	} else {
 		struct person_lookup *pl = person_lookup_open(db, r);
 		struct tagger_stats st;
-		tagger_run(db, r, tr, f, pl, a.o.now, a.full, stdout, &st);
+		tagger_run(db, tr, f, pl, a.o.now, a.full, stdout, &st);
 		if (a.stats)
 			fprintf(stderr, "smr-tag: evaluated %ld persons (%s), %ld tags added, %ld removed\n",
 			        st.evaluated, st.full ? "full" : "incremental", st.added, st.removed);

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sop_held_out(const struct sop *sp, int64_t pid)
+/* Whether PID is in SOP's holdout group (deterministic by pid and sop). */
+static int sop_held_out(const struct sop *sp, int64_t pid)
 {
 	if (sp->holdout_pct <= 0)
 		return 0;

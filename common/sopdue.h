@@ -22,7 +22,5 @@ void sopdue_run(sqlite3 *db, const struct sops *s, int64_t now, int64_t late,
 /* Print the touch records of IDS. */
 void sopdue_print(sqlite3 *db, struct person_lookup *pl, const int64_t *ids, size_t n, FILE *out);
 
-/* Whether PID is in SOP's holdout group (deterministic by pid and sop). */
-int sop_held_out(const struct sop *sp, int64_t pid);
 
 #endif

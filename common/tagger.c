@@ -351,10 +351,9 @@ static void finish_run(struct run *r)
 	free(r->changes);
 }
 
-void tagger_run(sqlite3 *db, const struct rules *rules, const struct tagrules *tr, struct facts *f,
+void tagger_run(sqlite3 *db, const struct tagrules *tr, struct facts *f,
                 struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st)
 {
-	(void)rules;
 	struct run r = {.db = db, .tr = tr, .facts = f, .pl = pl, .now = now, .out = out, .st = st};
 	memset(st, 0, sizeof *st);
 	int64_t hash = rules_hash(tr);

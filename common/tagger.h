@@ -21,7 +21,7 @@
 struct tagger_stats { long evaluated, added, removed; int full; };
 
 /* Evaluate and apply; change records go to OUT after each chunk commits. */
-void tagger_run(sqlite3 *db, const struct rules *r, const struct tagrules *tr, struct facts *f,
+void tagger_run(sqlite3 *db, const struct tagrules *tr, struct facts *f,
                 struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st);
 
 /* Entering (add=1) and leaving tags outside the rules (source "manual"
