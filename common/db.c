@@ -108,19 +108,44 @@ static int user_version(sqlite3 *db)
 	return v;
 }
 
+int db_schema_version(void)
+{
+	int n = 0;
+	while (smr_migrations[n])
+		n++;
+	return 1 + n;
+}
+
+static _Noreturn void newer_schema(sqlite3 *db, int v)
+{
+	db_rollback(db);
+	smr_die(SMR_FATAL, "%s: schema version %d is newer than this smr (%d)",
+	        opened_path, v, SMR_SCHEMA_VERSION);
+}
+
+/* Before anything writes (switching to WAL rewrites the header): a file
+ * from a newer smr is left exactly as it is. */
+static void refuse_newer(sqlite3 *db)
+{
+	int v = user_version(db);
+	if (v > SMR_SCHEMA_VERSION)
+		newer_schema(db, v);
+}
+
 static void migrate(sqlite3 *db)
 {
 	if (user_version(db) == SMR_SCHEMA_VERSION)
 		return;
 	db_begin(db); /* re-read under the write lock: another run may have migrated */
 	int v = user_version(db);
-	if (v > SMR_SCHEMA_VERSION) {
-		db_rollback(db);
-		smr_die(SMR_FATAL, "%s: schema version %d is newer than this smr (%d)",
-		        opened_path, v, SMR_SCHEMA_VERSION);
-	}
-	if (v == 0)
+	if (v > SMR_SCHEMA_VERSION)
+		newer_schema(db, v);
+	if (v == 0) {
 		db_exec(db, smr_schema_v1);
+		v = 1;
+	}
+	for (; v < SMR_SCHEMA_VERSION; v++)
+		db_exec(db, smr_migrations[v - 1]);
 	char sql[64];
 	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SMR_SCHEMA_VERSION);
 	db_exec(db, sql);
@@ -164,6 +189,7 @@ sqlite3 *db_open(const char *path)
 		db_fail(db, "open");
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(db, 1);
+	refuse_newer(db);
 	set_wal(db);
 	db_exec(db, "PRAGMA synchronous = NORMAL");
 	db_exec(db, "PRAGMA foreign_keys = OFF");

@@ -7,9 +7,13 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#define SMR_SCHEMA_VERSION 1
-
+/* The schema: version 1 is created whole; each later version is one
+ * migration step, run in order inside the migrating transaction. */
 extern const char *const smr_schema_v1;
+extern const char *const smr_migrations[];
+/* 1 + the number of migrations: the version this build creates. */
+int db_schema_version(void);
+#define SMR_SCHEMA_VERSION db_schema_version()
 
 /* Open PATH (created mode 0600), WAL, busy timeout, schema created or
  * migrated. Exits 3 on failure. */

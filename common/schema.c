@@ -1,6 +1,8 @@
 /* The SQL surface (documented in smr(7)); stable across versions. */
 #include "db.h"
 
+#include <stddef.h>
+
 const char *const smr_schema_v1 =
 "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
 "CREATE TABLE person(\n"
@@ -132,3 +134,9 @@ const char *const smr_schema_v1 =
 ");\n"
 "CREATE INDEX touch_pid ON touch(pid, due_at);\n"
 "CREATE INDEX touch_state ON touch(state, due_at);\n";
+
+/* Migrations: entry N-2 moves a database from version N-1 to N; the list
+ * ends with NULL. Append only; never edit a step that has shipped. */
+const char *const smr_migrations[] = {
+	NULL
+};

@@ -67,6 +67,10 @@ run --db m.db more.ndjson
 status "a database from a newer smr: exit 3" 3
 check "a database from a newer smr: says so" has_line "$T/err" '^smr-ingest: .*(newer|version)'
 eq "a database from a newer smr: left alone" "0 999" "$(sq m.db "SELECT count(*) FROM event WHERE id = 'e2'") $(sq m.db 'PRAGMA user_version')"
+sqlite3 newer.db 'CREATE TABLE x(a); PRAGMA user_version = 999' >/dev/null
+run --db newer.db more.ndjson
+status "a newer database in rollback mode: exit 3" 3
+eq "a newer database in rollback mode: not switched to WAL" delete "$(sq newer.db 'PRAGMA journal_mode')"
 mkdir dir.ndjson
 run --db d.db dir.ndjson
 status "a directory as input: exit 3" 3
