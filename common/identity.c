@@ -1,13 +1,14 @@
 #include "identity.h"
 #include "db.h"
 #include "err.h"
+#include "sopdue.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 /* Facts recomputed from the person's events up to UPTO (the batch being
  * ingested adds its own at commit). */
-#define NMERGE 11
+#define NMERGE 10
 static const char *const merge_sql[NMERGE] = {
 	"UPDATE event SET pid = ?1 WHERE pid = ?2",
 	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
@@ -22,7 +23,6 @@ static const char *const merge_sql[NMERGE] = {
 	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
 	"min(CASE WHEN type = 'order' THEN ts END), max(CASE WHEN type = 'order' THEN ts END), min(ts), max(ts) "
 	"FROM event WHERE pid = ?1 AND eid <= ?3) WHERE pid = ?1",
-	"UPDATE enrollment SET pid = ?1 WHERE pid = ?2",
 	"UPDATE touch SET pid = ?1 WHERE pid = ?2",
 	"DELETE FROM rfm WHERE pid = ?2",
 	"DELETE FROM person WHERE pid = ?2",
@@ -33,6 +33,7 @@ struct idres {
 	const struct rules *rules;
 	sqlite3_stmt *lookup, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
 	sqlite3_stmt *merge[NMERGE];    /* prepared once: merges are a few percent of events */
+	struct sopdue_merge *sops;      /* enrollments: sopdue_merge_run */
 	struct idres_stats stats;
 };
 
@@ -53,6 +54,7 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 		"INSERT INTO conflict_log(at, event_id, pid, kind, value, other_pid, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
 	for (int i = 0; i < NMERGE; i++)
 		ir->merge[i] = db_prepare(db, merge_sql[i]);
+	ir->sops = sopdue_merge_open(db);
 	return ir;
 }
 
@@ -68,6 +70,7 @@ void idres_close(struct idres *ir)
 	sqlite3_finalize(ir->log_conflict);
 	for (int i = 0; i < NMERGE; i++)
 		sqlite3_finalize(ir->merge[i]);
+	sopdue_merge_close(ir->sops);
 	free(ir);
 }
 
@@ -176,6 +179,7 @@ static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int
 	for (int i = 1; i < nfound; i++) {
 		log_merge(ir, ev, pids, pid, found[i], now);
 		merge_run(ir->db, ir->merge, pid, found[i], batch_start);
+		sopdue_merge_run(ir->sops, pid, found[i], now);
 		ir->stats.merges++;
 	}
 	for (int i = 0; i < ev->nids; i++)

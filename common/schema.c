@@ -138,5 +138,24 @@ const char *const smr_schema_v1 =
 /* Migrations: entry N-2 moves a database from version N-1 to N; the list
  * ends with NULL. Append only; never edit a step that has shipped. */
 const char *const smr_migrations[] = {
+	/* SOP trust (smr(7) enrollment, touch): at most one active enrollment
+	 * per person and SOP (a merge used to leave two, each queuing every
+	 * step: the later day 0 of each pair exits, reason "merged", and
+	 * smr-send suppresses its waiting touches); holdout membership
+	 * recorded on the enrollment (known from its touches, else decided by
+	 * the next smr-sop-due); steps identified by step_key, filled in for
+	 * older touches by the next smr-sop-due, which knows the time zone. */
+	"UPDATE enrollment SET state = 'exited', exit_reason = 'merged', ended_at = CAST(strftime('%s', 'now') AS INTEGER) "
+	"WHERE state = 'active' AND EXISTS (SELECT 1 FROM enrollment o WHERE o.pid = enrollment.pid AND o.sop = enrollment.sop "
+	"AND o.state = 'active' AND (o.day0 < enrollment.day0 OR (o.day0 = enrollment.day0 AND o.id < enrollment.id)));\n"
+	"DROP INDEX enrollment_active;\n"
+	"CREATE UNIQUE INDEX enrollment_active ON enrollment(sop, pid) WHERE state = 'active';\n"
+	"ALTER TABLE enrollment ADD COLUMN holdout INTEGER CHECK (holdout IN (0, 1));\n"
+	"UPDATE enrollment SET holdout = CASE WHEN EXISTS (SELECT 1 FROM touch t WHERE t.enrollment = enrollment.id "
+	"AND t.state = 'holdout') THEN 1 WHEN EXISTS (SELECT 1 FROM touch t WHERE t.enrollment = enrollment.id "
+	"AND t.state NOT IN ('holdout', 'skipped')) THEN 0 END;\n"
+	"ALTER TABLE touch ADD COLUMN step_key TEXT;\n"
+	"CREATE UNIQUE INDEX touch_step_key ON touch(enrollment, step_key);\n"
+	"INSERT OR REPLACE INTO meta(key, value) VALUES ('sop.upgrade', 0);\n",
 	NULL
 };

@@ -52,7 +52,13 @@ static void err_at(struct ctx *c, const char *at, const char *fmt, const char *a
 	c->errors++;
 }
 
-/* step OFFSET HH:MM CHANNEL CONTENT */
+void sop_step_key(char *out, size_t outlen, int day, int hour, int minute, const char *channel,
+                  const char *content)
+{
+	snprintf(out, outlen, "%dd %02d:%02d %s %s", day, hour, minute, channel, content);
+}
+
+/* step OFFSET HH:MM CHANNEL CONTENT [as NAME] */
 static void parse_step(struct ctx *c, struct sop *s, const char *p)
 {
 	struct sop_step st = {0};
@@ -87,11 +93,26 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 		err_at(c, at, "step needs a content id%s", "");
 		return;
 	}
-	if (*lex_skip_space(p)) {
-		err_at(c, lex_skip_space(p), "unexpected \"%s\" after the step", lex_skip_space(p));
-		return;
+	sop_step_key(st.key, sizeof st.key, st.day, st.hour, st.minute, st.channel, st.content);
+	at = lex_skip_space(p);
+	if (word(&p, w, sizeof w) != 0) {
+		if (strcmp(w, "as") != 0) {
+			err_at(c, at, "unexpected \"%s\" after the step (a name is given as: as NAME)", at);
+			return;
+		}
+		at = lex_skip_space(p);
+		if (word(&p, st.key, sizeof st.key) == 0 || strlen(st.key) >= SOP_NAME_MAX || !name_ok(st.key) ||
+		    *lex_skip_space(p)) {
+			err_at(c, at, "step needs one name after \"as\"%s", "");
+			return;
+		}
 	}
 	st.line = c->line;
+	for (size_t i = 0; i < s->nsteps; i++)
+		if (strcmp(s->steps[i].key, st.key) == 0) {
+			err_at(c, NULL, "two steps named \"%s\" in one sop", st.key);
+			return;
+		}
 	for (size_t i = 0; i < s->nsteps; i++)
 		if (s->steps[i].day == st.day && s->steps[i].hour == st.hour && s->steps[i].minute == st.minute &&
 		    strcmp(s->steps[i].channel, st.channel) == 0) {

@@ -9,6 +9,7 @@
  *     priority 0
  *     step 0d 20:00 private cart_reminder_A
  *     step 1d 12:00 moments reviews_A
+ *     step 3d 20:00 private coupon_A as coupon   # a named step
  *   end
  *   content cart_reminder_A private "{{nickname|亲}}，你购物车里的{{item}}还在等你"
  */
@@ -21,12 +22,14 @@
 #include "rules.h"
 
 #define SOP_NAME_MAX 64
+#define SOP_KEY_MAX (2 * SOP_NAME_MAX + 16)
 
 struct sop_step {
 	int day;                  /* offset from day 0 */
 	int hour, minute;         /* local wall time */
 	char channel[SOP_NAME_MAX];
 	char content[SOP_NAME_MAX];
+	char key[SOP_KEY_MAX];    /* the step's identity: its name, else sop_step_key() */
 	int line;
 };
 
@@ -65,6 +68,11 @@ struct sops {
 struct sops *sops_parse(const struct rules *r);
 void sops_free(struct sops *s);
 const struct content *sops_content(const struct sops *s, const char *id);
+
+/* The identity of an unnamed step, as stored in touch.step_key:
+ * "1d 12:00 moments reviews_A" (offset, local time, channel, content). */
+void sop_step_key(char *out, size_t outlen, int day, int hour, int minute, const char *channel,
+                  const char *content);
 
 /* The UTC due time of STEP for an enrollment whose day 0 is DAY0. */
 int64_t sop_step_due(const struct sop_step *step, int64_t day0);

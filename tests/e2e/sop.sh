@@ -131,8 +131,10 @@ done
 eq "story: every touch ever queued, exactly" \
 	"U1 0 queued 11-02 20:00;U1 1 queued 11-03 12:00;U2 0 queued 11-02 20:00;U2 1 queued 11-03 12:00;U2 2 queued 11-05 20:00;U3 0 queued 11-12 20:00;U3 1 queued 11-13 12:00;U3 2 queued 11-15 20:00" \
 	"$(touches st.db)"
+# U2 completed with its last step still queued (no smr-send runs here):
+# leaving cart_A on day 10 exits it, so that smr-send suppresses that step.
 eq "story: enrollments at the end" \
-	"U1 exited entered_first_purchase 11-02 10:05;U2 completed all_steps_done 11-02 10:05;U3 completed all_steps_done 11-12 11:05" "$(enrols st.db)"
+	"U1 exited entered_first_purchase 11-02 10:05;U2 exited left_cart_A 11-02 10:05;U3 completed all_steps_done 11-12 11:05" "$(enrols st.db)"
 eq "story: U9 (SKU-B) never enrolled nor touched" 0 "$(sq st.db "SELECT count(*) FROM touch WHERE pid = $(pid_of st.db U9)")"
 eq "story: touch is unique per (enrollment, step)" 0 "$(sq st.db "SELECT count(*) FROM (SELECT 1 FROM touch GROUP BY enrollment, step HAVING count(*) > 1)")"
 
@@ -234,10 +236,12 @@ ingest "leave day 10" lv.db $L l3.ndjson
 tag --db lv.db --rules $L --now 2026-11-12T10:05:00+08:00
 eq "leave day 10: R1 re-enters cart_A, R2 leaves" "R1 cart_A add;R2 cart_A remove" "$(changes)"
 due --db lv.db --rules $L --now 2026-11-12T10:05:00+08:00 --stats
-eq "leave day 10: --stats: R1 enrolled twice (one per SOP); R1's old leave_stay ends (re-entered)" \
-	"2 1 0 0 0 0 0" "$(dstats)"
-eq "leave day 10: R2 left cart_A: leave_stay keeps it (leave_exit had completed on day 8)" \
-	"R2 leave_exit completed all_steps_done 11-02 10:05;R2 leave_stay active - 11-02 10:05" \
+eq "leave day 10: --stats: R1 enrolled twice (one per SOP); R1's old leave_stay ends (re-entered); R2's leave_exit exits" \
+	"2 2 0 0 0 0 0" "$(dstats)"
+# leave_exit had completed for R2 on day 8, its last step queued but never
+# delivered (no smr-send here): leaving cart_A exits it all the same.
+eq "leave day 10: R2 left cart_A: leave_stay keeps it; leave_exit, completed with a touch waiting, exits" \
+	"R2 leave_exit exited left_cart_A 11-02 10:05;R2 leave_stay active - 11-02 10:05" \
 	"$(enrols lv.db "pid = $(pid_of lv.db R2)" -s)"
 eq "leave day 10: R1's enrollments: the old ones ended, new ones from the new day 0" \
 	"R1 leave_exit exited left_cart_A 11-02 10:05;R1 leave_exit active - 11-12 10:05;R1 leave_stay exited re-entered_cart_A 11-02 10:05;R1 leave_stay active - 11-12 10:05" \
