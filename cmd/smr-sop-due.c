@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,9 @@ int main(int argc, char **argv)
 	}
 	opts_resolve_now(&a.o);
 	drain_stdin();
+	/* a closed stdout is an I/O error (exit 3) after the commit, not a
+	 * silent death: the touches stay queued for smr-send --queued */
+	signal(SIGPIPE, SIG_IGN);
 	sqlite3 *db = db_open(a.o.db);
 	struct sopdue_stats st = {0};
 	db_begin(db);

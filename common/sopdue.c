@@ -214,6 +214,31 @@ static void queue(struct pass *p)
 	sqlite3_finalize(upd);
 }
 
+/* When the SOP's steps or window changed since the last run (or this is
+ * the first), every active enrollment is looked at again: a step added
+ * before its next_due is judged now, not when that comes. */
+static void steps_changed(struct pass *p)
+{
+	uint64_t h = 1469598103934665603ULL;
+	char buf[SOP_KEY_MAX + 64], key[SOP_NAME_MAX + 16];
+	for (size_t k = 0; k <= p->sp->nsteps; k++) {
+		const struct sop_step *st = &p->sp->steps[k < p->sp->nsteps ? k : 0];
+		int n = k < p->sp->nsteps ? snprintf(buf, sizeof buf, "%s|%d|%d|%d;", st->key, st->day, st->hour, st->minute)
+		                          : snprintf(buf, sizeof buf, "window %lld", (long long)p->sp->window);
+		for (int i = 0; i < n && i < (int)sizeof buf; i++)
+			h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
+	}
+	snprintf(key, sizeof key, "sop.steps:%s", p->sp->name);
+	int64_t v = (int64_t)(h >> 1);
+	if (db_meta_get(p->db, key, -1) == v)
+		return;
+	sqlite3_stmt *st = db_prepare(p->db, "UPDATE enrollment SET next_due = NULL WHERE state = 'active' AND sop = ?1");
+	db_bind_text(p->db, st, 1, p->sp->name);
+	db_run(p->db, st);
+	sqlite3_finalize(st);
+	db_meta_set(p->db, key, v);
+}
+
 /* Local whole days from day 0 to T (the inverse of sop_step_due's date). */
 static int local_days(int64_t day0, int64_t t, struct tm *at)
 {
@@ -282,6 +307,7 @@ void sopdue_run(sqlite3 *db, const struct sops *s, int64_t now, int64_t late,
 		enrol(&p);  /* before the exit tags, so that an exit since entering applies to it too */
 		exits(&p, ACTIVE);
 		exits(&p, PENDING);
+		steps_changed(&p);
 		queue(&p);
 		/* the golden window closed with steps never reached */
 		exec_sop(&p, "UPDATE enrollment SET state = 'completed', ended_at = ?2, exit_reason = 'window ended' "
