@@ -37,8 +37,8 @@ pipeline() {
 }
 
 # === merge: two enrolled persons become one ====================================
-# A (unionid) and B (openid only) each add to the cart on day 0 and each
-# get step 0. On day 1 at 09:00 one event names both: B merges into A. The
+# A (unionid) and B (openid only) each add to the cart on day 0, enter it in
+# the same smr-tag run (one day 0) and each get step 0. On day 1 at 09:00 one event names both: B merges into A. The
 # rest of the sequence must come once, not once per former person.
 cat >m.rules <<'EOF2'
 timezone Asia/Shanghai
@@ -53,19 +53,19 @@ content c0 private "zero"
 content c1 private "one"
 content c2 private "two"
 EOF2
-ev a1 add_cart 2026-11-02T10:00:00+08:00 A >m1a.ndjson
-echo '{"id":"b1","type":"add_cart","ts":"2026-11-02T11:00:00+08:00","openid":"OB"}' >m1b.ndjson
-ingest "merge day 0 A" m.db m.rules m1a.ndjson
+{
+	ev a1 add_cart 2026-11-02T10:00:00+08:00 A
+	echo '{"id":"b1","type":"add_cart","ts":"2026-11-02T10:00:00+08:00","openid":"OB"}'
+} >m1.ndjson
+ingest "merge day 0" m.db m.rules m1.ndjson
 pipeline m.db m.rules 2026-11-02T10:05:00+08:00 m.out
-ingest "merge day 0 B" m.db m.rules m1b.ndjson
-pipeline m.db m.rules 2026-11-02T11:05:00+08:00 m.out
 pipeline m.db m.rules 2026-11-02T20:00:00+08:00 m.out
 eq "merge: step 0 delivered to A and to B (two persons then)" "A c0;p2 c0" "$(sent m.out)"
 echo '{"id":"ab","type":"view","ts":"2026-11-03T09:00:00+08:00","unionid":"A","openid":"OB"}' >m2.ndjson
 ingest "merge event" m.db m.rules m2.ndjson
 eq "merge: B merged into A" "1|2" "$(sq m.db "SELECT survivor || '|' || merged FROM merge_log")"
-eq "merge: one enrollment active (the earlier day 0, A's), the other exited 'merged'" \
-	"A active - 11-02 10:05;A exited merged 11-02 11:05" "$(enrols m.db)"
+eq "merge: one enrollment active (the same day 0: the first enrolled, A's), the other exited 'merged'" \
+	"A active - 11-02 10:05;A exited merged 11-02 10:05" "$(enrols m.db)"
 for now in 2026-11-03T12:00:00+08:00 2026-11-04T12:00:00+08:00 2026-11-05T12:00:00+08:00; do
 	pipeline m.db m.rules $now m.out
 done
@@ -112,19 +112,21 @@ for now in 2026-11-02T20:15:00+08:00 2026-11-03T12:00:00+08:00; do
 done
 eq "merge pending: step 0 once, step 1 once" "A c0;A c1" "$(sent m3.out)"
 
-# === SOP edit: a step inserted in front, a named step changed ==================
+# === SOP edit: steps inserted in front of a step already sent =================
+# c0 at 20:00 is sent; at 20:15 the SOP gains a step at day 0 12:00 (long
+# past: missed) and one at 20:10 (within --late: queued). By position, the
+# 20:30 run would take c0 for step 1 and send it again.
 cat >e1.rules <<'EOF2'
 timezone Asia/Shanghai
 tag cart when count('add_cart', '7d') > 0
 sop s
   trigger cart
   step 0d 20:00 private c0
-  step 1d 12:00 private c1 as follow
-  step 2d 12:00 private c2
+  step 0d 20:30 private c1
+  step 1d 12:00 private c2
 end
 content c0 private "zero"
 content c1 private "one"
-content c1b private "one, reworded"
 content cf private "front"
 content c2 private "two"
 EOF2
@@ -133,50 +135,53 @@ ingest "edit" e.db e1.rules e1.ndjson
 pipeline e.db e1.rules 2026-11-02T10:05:00+08:00 e.out
 pipeline e.db e1.rules 2026-11-02T20:00:00+08:00 e.out
 eq "edit: step 0 sent" "E c0" "$(sent e.out)"
-# Edit at 20:30: a step in front at 0d 20:10 (within --late: queued), one at
-# day 0 12:00 (long past: missed), the named step moved to 13:00 with new
-# content (the same step).
-cat >e2.rules <<'EOF2'
+awk '/step 0d 20:00/ { print "  step 0d 12:00 private cf"; print "  step 0d 20:10 private cf" } { print }' e1.rules >e2.rules
+pipeline e.db e2.rules 2026-11-02T20:30:00+08:00 e.out
+eq "edit: steps inserted in front: c0 not re-sent; the new 20:10 step and c1 go" \
+	"E c0;E cf;E c1" "$(sent e.out)"
+eq "edit: the new step at day 0 12:00 recorded missed" "missed" \
+	"$(sq e.db "SELECT state FROM touch WHERE step_key = '0d 12:00 private cf'")"
+pipeline e.db e2.rules 2026-11-03T12:00:00+08:00 e.out
+eq "edit: the last step goes once; nothing else again" "E c0;E cf;E c1;E c2" "$(sent e.out)"
+eq "edit: step numbers count the enrollment's touches in the order recorded" \
+	"0:0d 20:00 private c0 1:0d 12:00 private cf 2:0d 20:10 private cf 3:0d 20:30 private c1 4:1d 12:00 private c2" \
+	"$(sq e.db "SELECT group_concat(step || ':' || step_key, ' ') FROM (SELECT * FROM touch ORDER BY step)")"
+
+# === a named step keeps its identity when its time or content changes =========
+cat >n1.rules <<'EOF2'
 timezone Asia/Shanghai
 tag cart when count('add_cart', '7d') > 0
 sop s
   trigger cart
-  step 0d 12:00 private c0 as early
-  step 0d 20:10 private cf
-  step 0d 20:00 private c0
-  step 1d 13:00 private c1b as follow
+  step 0d 20:00 private c0 as hello
   step 2d 12:00 private c2
 end
 content c0 private "zero"
-content c1 private "one"
-content c1b private "one, reworded"
-content cf private "front"
+content c0b private "zero, reworded"
 content c2 private "two"
 EOF2
-pipeline e.db e2.rules 2026-11-02T20:30:00+08:00 e.out
-eq "edit: steps inserted in front: nothing re-sent; the new 20:10 step goes (within --late), 12:00 missed" \
-	"E c0;E cf" "$(sent e.out)"
-eq "edit: the new 12:00 step recorded missed" "missed" "$(sq e.db "SELECT state FROM touch WHERE step_key = 'early'")"
-pipeline e.db e1.rules 2026-11-03T12:00:00+08:00 e.out
-pipeline e.db e2.rules 2026-11-03T13:00:00+08:00 e.out
-eq "edit: the named step goes once though its time and content changed in between" "E c0;E cf;E c1" "$(sent e.out)"
-pipeline e.db e2.rules 2026-11-04T12:00:00+08:00 e.out
-eq "edit: the last step goes; nothing else again" "E c0;E cf;E c1;E c2" "$(sent e.out)"
-eq "edit: step numbers count the enrollment's touches in the order recorded" \
-	"0:0d 20:00 private c0 1:early 2:0d 20:10 private cf 3:follow 4:2d 12:00 private c2" \
-	"$(sq e.db "SELECT group_concat(step || ':' || step_key, ' ') FROM (SELECT * FROM touch ORDER BY step)")"
+sed 's/step 0d 20:00 private c0 as hello/step 0d 20:20 private c0b as hello/' n1.rules >n2.rules
+ev n1 add_cart 2026-11-02T10:00:00+08:00 N >n1.ndjson
+ingest "named" n.db n1.rules n1.ndjson
+pipeline n.db n1.rules 2026-11-02T10:05:00+08:00 n.out
+pipeline n.db n1.rules 2026-11-02T20:00:00+08:00 n.out
+pipeline n.db n2.rules 2026-11-02T20:20:00+08:00 n.out
+pipeline n.db n2.rules 2026-11-04T12:00:00+08:00 n.out
+eq "named: the step named hello goes once though its time and content changed" "N c0;N c2" "$(sent n.out)"
+eq "named: step_key is the name, else the derived key" "hello|2d 12:00 private c2" \
+	"$(sq n.db "SELECT group_concat(step_key, '|') FROM (SELECT step_key FROM touch ORDER BY id)")"
 # --check: two steps of one SOP with the same name
-sed 's/private c2$/private c2 as follow/' e2.rules >dup.rules
+sed 's/private c2$/private c2 as hello/' n1.rules >dup.rules
 tag --check --rules dup.rules
 tstatus "edit --check: a step name used twice in one sop is a rules error" 2
-check "edit --check: the error names the line and the name" grep -q 'dup.rules:9:.*two steps named "follow"' "$T/terr"
-sed 's/private c2$/private c2 as bad name/' e2.rules >bad.rules
+check "edit --check: the error names the line and the name" grep -q 'dup.rules:6:.*two steps named "hello"' "$T/terr"
+sed 's/private c2$/private c2 as bad name/' n1.rules >bad.rules
 tag --check --rules bad.rules
 tstatus "edit --check: 'as' takes one name" 2
-sed 's/private c2$/private c2 named x/' e2.rules >bad2.rules
+sed 's/private c2$/private c2 named x/' n1.rules >bad2.rules
 tag --check --rules bad2.rules
 tstatus "edit --check: anything else after the content is an error" 2
-due --db e.db --rules dup.rules --now 2026-11-04T12:00:00+08:00
+due --db n.db --rules dup.rules --now 2026-11-04T12:00:00+08:00
 dstatus "edit: smr-sop-due refuses the duplicate name too, exit 2" 2
 
 # === holdout: recorded on the enrollment, kept through a merge =================
