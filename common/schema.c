@@ -156,6 +156,7 @@ const char *const smr_migrations[] = {
 	"AND t.state NOT IN ('holdout', 'skipped')) THEN 0 END;\n"
 	"ALTER TABLE touch ADD COLUMN step_key TEXT;\n"
 	"CREATE UNIQUE INDEX touch_step_key ON touch(enrollment, step_key);\n"
+	"CREATE INDEX touch_waiting ON touch(sop, enrollment) WHERE state IN ('queued', 'deferred');\n"
 	"INSERT OR REPLACE INTO meta(key, value) VALUES ('sop.upgrade', 0);\n",
 	NULL
 };

@@ -46,37 +46,55 @@ static void exec_sop(struct pass *p, const char *sql, const char *tag, long *cou
 		*count += sqlite3_changes(p->db);
 }
 
-/* The enrollments exits apply to: active ones, and completed ones with a
- * touch still waiting (its last step queued or deferred, not yet sent). */
-static const char *const ACTIVE = "state = 'active'";
-static const char *const SUPERSEDED = "state = 'active' AND EXISTS (SELECT 1 FROM tag s WHERE s.pid = enrollment.pid "
-	"AND s.tag = enrollment.trigger_tag AND s.since > enrollment.day0)";
+/* The enrollments exits apply to (as e): active ones, and completed ones
+ * with a touch still waiting (its last step queued or deferred, not yet
+ * sent). */
+static const char *const ACTIVE = "e.state = 'active'";
 static const char *const PENDING =
-	"state = 'completed' AND id IN (SELECT enrollment FROM touch WHERE state IN ('queued', 'deferred'))";
+	"e.state = 'completed' AND e.id IN (SELECT enrollment FROM touch WHERE sop = ?1 AND state IN ('queued', 'deferred'))";
 
-static void exit_where(struct pass *p, const char *reason, const char *scope, const char *cond, const char *tag)
-{
-	char sql[1024];
-	snprintf(sql, sizeof sql,
-	         "UPDATE enrollment SET state = 'exited', ended_at = ?2, exit_reason = '%s ' || ?3 "
-	         "WHERE sop = ?1 AND %s AND %s",
-	         reason, scope, cond);
-	exec_sop(p, sql, tag, &p->st->exited);
-}
-
-/* Exit tags entered at or after day 0; the trigger left
- * (unless on_leave stay); a newer entry of the trigger (re-entered: a new
+/* In one statement, the first that holds: an exit tag (in the rules'
+ * order, ?5 on) entered at or after day 0; the trigger left (unless
+ * on_leave stay); a newer entry of the trigger (re-entered: a new
  * enrollment). */
 static void exits(struct pass *p, const char *scope)
 {
-	for (size_t k = 0; k < p->sp->nexits; k++)
-		exit_where(p, "entered", scope, "EXISTS (SELECT 1 FROM tag t WHERE t.pid = enrollment.pid "
-		           "AND t.tag = ?3 AND t.since >= enrollment.day0 AND t.since <= ?2)", p->sp->exits[k]);
-	if (p->sp->exit_on_leave)
-		exit_where(p, "left", scope, "NOT EXISTS (SELECT 1 FROM tag t WHERE t.pid = enrollment.pid "
-		           "AND t.tag = ?3 AND t.since = enrollment.day0)", p->sp->trigger);
-	exit_where(p, "re-entered", scope, "EXISTS (SELECT 1 FROM tag t WHERE t.pid = enrollment.pid "
-	           "AND t.tag = ?3 AND t.since > enrollment.day0 AND t.since <= ?2)", p->sp->trigger);
+	const struct sop *sp = p->sp;
+	size_t cap = 1024 + strlen(scope) + 160 * sp->nexits, n = 0;
+	char *sql = xmalloc(cap);
+	n += (size_t)snprintf(sql + n, cap - n,
+		"UPDATE enrollment SET state = 'exited', ended_at = ?2, exit_reason = x.reason FROM (SELECT e.id, coalesce(CASE");
+	for (size_t k = 0; k < sp->nexits; k++)
+		n += (size_t)snprintf(sql + n, cap - n,
+			" WHEN EXISTS (SELECT 1 FROM tag t WHERE t.pid = e.pid AND t.tag = ?%zu AND t.since >= e.day0 "
+			"AND t.since <= ?2) THEN 'entered ' || ?%zu", k + 5, k + 5);
+	snprintf(sql + n, cap - n,
+		" WHEN 0 THEN NULL END, "
+		"CASE WHEN ?4 AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.pid = e.pid AND t.tag = ?3 AND t.since = e.day0) "
+		"  THEN 'left ' || ?3 END, "
+		"CASE WHEN EXISTS (SELECT 1 FROM tag t WHERE t.pid = e.pid AND t.tag = ?3 AND t.since > e.day0 AND t.since <= ?2) "
+		"  THEN 're-entered ' || ?3 END) AS reason "
+		"FROM enrollment e WHERE e.sop = ?1 AND %s) AS x WHERE enrollment.id = x.id AND x.reason IS NOT NULL",
+		scope);
+	sqlite3_stmt *st = db_prepare(p->db, sql);
+	free(sql);
+	db_bind_text(p->db, st, 1, sp->name);
+	db_bind_int(p->db, st, 2, p->now);
+	db_bind_text(p->db, st, 3, sp->trigger);
+	db_bind_int(p->db, st, 4, sp->exit_on_leave);
+	for (size_t k = 0; k < sp->nexits; k++)
+		db_bind_text(p->db, st, (int)k + 5, sp->exits[k]);
+	db_run(p->db, st);
+	sqlite3_finalize(st);
+	p->st->exited += sqlite3_changes(p->db);
+}
+
+static int64_t last_enrollment(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT coalesce(max(id), 0) FROM enrollment");
+	int64_t id = db_row(db, st) ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return id;
 }
 
 /* Everyone holding the trigger whose entry has no enrollment yet, who is
@@ -301,11 +319,15 @@ void sopdue_run(sqlite3 *db, const struct sops *s, int64_t now, int64_t late,
 	p.seen = db_prepare(db, "SELECT 1 FROM touch WHERE enrollment = ?1 AND step_key = ?2");
 	for (size_t i = 0; i < s->nsops; i++) {
 		p.sp = &s->sops[i];
-		/* first end what a new entry of the trigger supersedes: one active
-		 * enrollment per person and SOP */
-		exits(&p, SUPERSEDED);
-		enrol(&p);  /* before the exit tags, so that an exit since entering applies to it too */
+		/* exits first: an entry of the trigger newer than an active
+		 * enrollment ends it (re-entered), so that the entry can enrol */
 		exits(&p, ACTIVE);
+		int64_t last = last_enrollment(db);
+		enrol(&p);
+		/* an exit since entering applies to the new enrollments too */
+		char fresh[64];
+		snprintf(fresh, sizeof fresh, "e.state = 'active' AND e.id > %lld", (long long)last);
+		exits(&p, fresh);
 		exits(&p, PENDING);
 		steps_changed(&p);
 		queue(&p);
