@@ -6,7 +6,8 @@
 # holdout membership; an exit tag entered after the last step was queued
 # (or deferred) but before delivery suppresses it; at most one active
 # enrollment per person and SOP, also in a database from before; a closed
-# stdout loses no touch for smr-send --queued.
+# stdout loses no touch for smr-send --queued; merges racing two
+# smr-sop-due runs still give each person each step once.
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
@@ -111,6 +112,41 @@ for now in 2026-11-02T20:15:00+08:00 2026-11-03T12:00:00+08:00; do
 	pipeline m3.db m3.rules $now m3.out
 done
 eq "merge pending: step 0 once, step 1 once" "A c0;A c1" "$(sent m3.out)"
+
+# === merges racing smr-sop-due: whatever the order, each step goes once ========
+# 150 pairs (A_i by unionid, B_i by openid) enter the cart in one run and get
+# step 0. On day 1 a file merging every pair is ingested while two
+# smr-sop-due runs queue step 1; then smr-send. Each person gets step 1 once.
+{
+	for i in $(seq 1 150); do ev "ra$i" add_cart 2026-11-02T10:00:00+08:00 "RA$i"; done
+	for i in $(seq 1 150); do
+		printf '{"id":"rb%s","type":"add_cart","ts":"2026-11-02T10:00:00+08:00","openid":"RB%s"}\n' "$i" "$i"
+	done
+} >r1.ndjson
+for i in $(seq 1 150); do
+	printf '{"id":"rab%s","type":"view","ts":"2026-11-03T11:00:00+08:00","unionid":"RA%s","openid":"RB%s"}\n' "$i" "$i" "$i"
+done >r2.ndjson
+ingest "race day 0" r.db m.rules r1.ndjson
+pipeline r.db m.rules 2026-11-02T10:05:00+08:00 r.out
+pipeline r.db m.rules 2026-11-02T20:00:00+08:00 r.out
+eq "race: step 0 sent to all 300 persons" 300 "$(lines_of r.out)"
+"$SMR_BIN/smr-ingest" --db r.db --rules m.rules r2.ndjson >ri.out 2>ri.err &
+j0=$!
+"$DUE" --db r.db --rules m.rules --now 2026-11-03T12:00:00+08:00 </dev/null >rd1.out 2>rd1.err &
+j1=$!
+"$DUE" --db r.db --rules m.rules --now 2026-11-03T12:00:00+08:00 </dev/null >rd2.out 2>rd2.err &
+j2=$!
+wait $j0; r0=$?
+wait $j1; r1=$?
+wait $j2; r2=$?
+no_sanitizer "race" ri.err rd1.err rd2.err
+eq "race: smr-ingest and both smr-sop-due runs exit 0" "0 0 0" "$r0 $r1 $r2"
+eq "race: 150 merges" 150 "$(nrows r.db merge_log)"
+pipeline r.db m.rules 2026-11-03T12:05:00+08:00 r.out
+eq "race: at most one active enrollment per person and SOP" 0 \
+	"$(sq r.db "SELECT count(*) FROM (SELECT 1 FROM enrollment WHERE state = 'active' GROUP BY pid, sop HAVING count(*) > 1)")"
+eq "race: step 1 sent once to each of the 150 persons left" "150 150 1" \
+	"$(sq r.db "SELECT count(*) || ' ' || count(DISTINCT pid) || ' ' || coalesce(max(n), 0) FROM (SELECT pid, count(*) AS n FROM touch WHERE state = 'sent' AND step_key = '1d 12:00 private c1' GROUP BY pid)")"
 
 # === SOP edit: steps inserted in front of a step already sent =================
 # c0 at 20:00 is sent; at 20:15 the SOP gains a step at day 0 12:00 (long
