@@ -58,7 +58,33 @@ void sop_step_key(char *out, size_t outlen, int day, int hour, int minute, const
 	snprintf(out, outlen, "%dd %02d:%02d %s %s", day, hour, minute, channel, content);
 }
 
-/* step OFFSET HH:MM CHANNEL CONTENT [as NAME] */
+void sop_step_key_after(char *out, size_t outlen, int64_t after, const char *channel, const char *content)
+{
+	snprintf(out, outlen, "+%llds %s %s", (long long)after, channel, content);
+}
+
+/* The relative offset "+DURATION" of a step: 0 when it is one, -1 when
+ * bad, 1 when W is not relative. */
+static int step_after(const char *w, struct sop_step *st)
+{
+	if (w[0] != '+')
+		return 1;
+	if (duration_parse(w + 1, &st->after) != 0 || st->after <= 0 || st->after > 3650LL * 86400)
+		return -1;
+	st->relative = 1;
+	return 0;
+}
+
+/* Whether two steps come at the same moment for every day 0. */
+static int same_time(const struct sop_step *a, const struct sop_step *b)
+{
+	if (a->relative || b->relative)
+		return a->relative && b->relative && a->after == b->after;
+	return a->day == b->day && a->hour == b->hour && a->minute == b->minute;
+}
+
+/* step OFFSET HH:MM CHANNEL CONTENT [as NAME], or step +DURATION CHANNEL
+ * CONTENT [as NAME] */
 static void parse_step(struct ctx *c, struct sop *s, const char *p)
 {
 	struct sop_step st = {0};
@@ -69,17 +95,22 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 		err_at(c, at, "step needs OFFSET TIME CHANNEL CONTENT, e.g. %s", "step 1d 12:00 private reminder");
 		return;
 	}
+	int rel = step_after(w, &st);
+	if (rel < 0) {
+		err_at(c, at, "bad step offset \"%s\" (after day 0: +30m, +2h, +1d12h, up to 3650d)", w);
+		return;
+	}
 	errno = 0;
-	long d = strtol(w, &end, 10);
-	if (end == w || (*end && strcmp(end, "d") != 0) || d < 0 || d > 3650 || errno) {
-		err_at(c, at, "bad step offset \"%s\" (days: 0d, 1d, 3d ...)", w);
+	long d = rel ? strtol(w, &end, 10) : 0;
+	if (rel && (end == w || (*end && strcmp(end, "d") != 0) || d < 0 || d > 3650 || errno)) {
+		err_at(c, at, "bad step offset \"%s\" (days: 0d, 1d, 3d ..., or +30m after day 0)", w);
 		return;
 	}
 	st.day = (int)d;
 	at = lex_skip_space(p);
-	if (word(&p, w, sizeof w) != 5 || !isdigit((unsigned char)w[0]) || !isdigit((unsigned char)w[1]) || w[2] != ':' ||
+	if (rel && (word(&p, w, sizeof w) != 5 || !isdigit((unsigned char)w[0]) || !isdigit((unsigned char)w[1]) || w[2] != ':' ||
 	    !isdigit((unsigned char)w[3]) || !isdigit((unsigned char)w[4]) ||
-	    (st.hour = (w[0] - '0') * 10 + w[1] - '0') > 23 || (st.minute = (w[3] - '0') * 10 + w[4] - '0') > 59) {
+	    (st.hour = (w[0] - '0') * 10 + w[1] - '0') > 23 || (st.minute = (w[3] - '0') * 10 + w[4] - '0') > 59)) {
 		err_at(c, at, "bad step time \"%s\" (local HH:MM)", w);
 		return;
 	}
@@ -93,7 +124,10 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 		err_at(c, at, "step needs a content id%s", "");
 		return;
 	}
-	sop_step_key(st.key, sizeof st.key, st.day, st.hour, st.minute, st.channel, st.content);
+	if (st.relative)
+		sop_step_key_after(st.key, sizeof st.key, st.after, st.channel, st.content);
+	else
+		sop_step_key(st.key, sizeof st.key, st.day, st.hour, st.minute, st.channel, st.content);
 	at = lex_skip_space(p);
 	if (word(&p, w, sizeof w) != 0) {
 		if (strcmp(w, "as") != 0) {
@@ -114,8 +148,7 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 			return;
 		}
 	for (size_t i = 0; i < s->nsteps; i++)
-		if (s->steps[i].day == st.day && s->steps[i].hour == st.hour && s->steps[i].minute == st.minute &&
-		    strcmp(s->steps[i].channel, st.channel) == 0) {
+		if (same_time(&s->steps[i], &st) && strcmp(s->steps[i].channel, st.channel) == 0) {
 			err_at(c, NULL, "two steps at the same time on the same channel (also line %s)", "above");
 			return;
 		}
@@ -123,10 +156,17 @@ static void parse_step(struct ctx *c, struct sop *s, const char *p)
 	s->steps[s->nsteps++] = st;
 }
 
+/* Minutes from day 0's local midnight, a relative step as if day 0 were
+ * midnight: an order for listing; the due order of an enrollment's steps
+ * depends on its day 0 (see sopdue.c). */
+static int64_t step_minutes(const struct sop_step *s)
+{
+	return s->relative ? s->after / 60 : ((int64_t)s->day * 24 + s->hour) * 60 + s->minute;
+}
+
 static int step_cmp(const void *a, const void *b)
 {
-	const struct sop_step *x = a, *y = b;
-	int kx = (x->day * 24 + x->hour) * 60 + x->minute, ky = (y->day * 24 + y->hour) * 60 + y->minute;
+	int64_t kx = step_minutes(a), ky = step_minutes(b);
 	return (kx > ky) - (kx < ky);
 }
 
@@ -344,6 +384,8 @@ void sops_free(struct sops *s)
 
 int64_t sop_step_due(const struct sop_step *step, int64_t day0)
 {
+	if (step->relative)
+		return day0 + step->after;
 	struct tm tm;
 	utc_to_local(day0, &tm);
 	/* mktime normalises tm_mday past the month's end */

@@ -10,6 +10,7 @@
  *     step 0d 20:00 private cart_reminder_A
  *     step 1d 12:00 moments reviews_A
  *     step 3d 20:00 private coupon_A as coupon   # a named step
+ *     step +30m private nudge_A                   # relative to day 0
  *   end
  *   content cart_reminder_A private "{{nickname|亲}}，你购物车里的{{item}}还在等你"
  */
@@ -25,8 +26,10 @@
 #define SOP_KEY_MAX (2 * SOP_NAME_MAX + 16)
 
 struct sop_step {
-	int day;                  /* offset from day 0 */
-	int hour, minute;         /* local wall time */
+	int relative;             /* "+30m": AFTER seconds after day 0 */
+	int64_t after;
+	int day;                  /* else: offset from day 0 in local days ... */
+	int hour, minute;         /* ... at this local wall time */
 	char channel[SOP_NAME_MAX];
 	char content[SOP_NAME_MAX];
 	char key[SOP_KEY_MAX];    /* the step's identity: its name, else sop_step_key() */
@@ -73,6 +76,9 @@ const struct content *sops_content(const struct sops *s, const char *id);
  * "1d 12:00 moments reviews_A" (offset, local time, channel, content). */
 void sop_step_key(char *out, size_t outlen, int day, int hour, int minute, const char *channel,
                   const char *content);
+/* The same for a relative step: "+1800s private nudge_A" (seconds after
+ * day 0, however the offset was written). */
+void sop_step_key_after(char *out, size_t outlen, int64_t after, const char *channel, const char *content);
 
 /* The UTC due time of STEP for an enrollment whose day 0 is DAY0. */
 int64_t sop_step_due(const struct sop_step *step, int64_t day0);

@@ -162,20 +162,24 @@ static void add_touch(struct pass *p, int64_t enr, int64_t pid, size_t k, int64_
 
 /* Record every step of one enrollment that is due by now and not recorded
  * yet (a step added to the rules later is judged like any other: missed
- * if too late); returns the index of the first step not yet due. */
+ * if too late); returns how many steps are due by now. Every step is
+ * looked at: with relative steps (+30m) beside calendar ones (1d 12:00)
+ * the due order depends on day 0. */
 static size_t due_steps(struct pass *p, int64_t enr, int64_t pid, int64_t day0, int held, int64_t *next_due)
 {
 	const struct sop *sp = p->sp;
-	size_t k;
+	size_t ndue = 0;
 	*next_due = 0;
-	for (k = 0; k < sp->nsteps; k++) {
+	for (size_t k = 0; k < sp->nsteps; k++) {
 		int64_t due = sop_step_due(&sp->steps[k], day0);
 		if (due >= day0 + sp->window)
-			return sp->nsteps; /* the rest fall outside the golden window */
+			continue; /* outside the golden window */
 		if (due > p->now) {
-			*next_due = due;
-			return k;
+			if (!*next_due || due < *next_due)
+				*next_due = due;
+			continue;
 		}
+		ndue++;
 		if (recorded(p, enr, k))
 			continue;
 		if (due < day0)
@@ -187,7 +191,7 @@ static size_t due_steps(struct pass *p, int64_t enr, int64_t pid, int64_t day0, 
 		else
 			add_touch(p, enr, pid, k, due, "queued", NULL);
 	}
-	return k;
+	return ndue;
 }
 
 /* Enrollments that are new (next_due unset) or have a step due. Holdout
@@ -241,7 +245,8 @@ static void steps_changed(struct pass *p)
 	char buf[SOP_KEY_MAX + 64], key[SOP_NAME_MAX + 16];
 	for (size_t k = 0; k <= p->sp->nsteps; k++) {
 		const struct sop_step *st = &p->sp->steps[k < p->sp->nsteps ? k : 0];
-		int n = k < p->sp->nsteps ? snprintf(buf, sizeof buf, "%s|%d|%d|%d;", st->key, st->day, st->hour, st->minute)
+		int n = k < p->sp->nsteps ? snprintf(buf, sizeof buf, "%s|%d|%d|%d|%lld;", st->key, st->day, st->hour,
+		                                     st->minute, (long long)st->after)
 		                          : snprintf(buf, sizeof buf, "window %lld", (long long)p->sp->window);
 		for (int i = 0; i < n && i < (int)sizeof buf; i++)
 			h = (h ^ (unsigned char)buf[i]) * 1099511628211ULL;
