@@ -1,7 +1,10 @@
 #include "money.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define MONEY_MAX_YUAN 100000000000LL /* 1e11 yuan: far beyond any order */
 
@@ -44,16 +47,19 @@ int money_parse(const char *s, int64_t *fen)
 	return 0;
 }
 
+/* A JSON number arrives as a double. Every valid amount (at most 13
+ * significant digits) is, within a few ulps (as after 0.1 + 0.2 in the
+ * program that wrote it), the double of a decimal of at most 15
+ * significant digits, which "%.15g" gives back exactly; that decimal is
+ * then held to the rules for strings, so three decimals are rejected at
+ * any size instead of being rounded. */
 int money_from_double(double yuan, int64_t *fen)
 {
+	char buf[64];
 	if (!isfinite(yuan) || fabs(yuan) > (double)MONEY_MAX_YUAN)
 		return -1;
-	double f = yuan * 100.0;
-	double r = nearbyint(f);
-	/* A decimal with at most two places, read into a double and scaled,
-	 * lands within a few ulps of an integer; anything else is further. */
-	if (fabs(f - r) > 1e-9 * (fabs(f) > 1 ? fabs(f) : 1))
+	snprintf(buf, sizeof buf, "%.15g", yuan);
+	if (fabs(strtod(buf, NULL) - yuan) > 4 * DBL_EPSILON * fabs(yuan))
 		return -1;
-	*fen = (int64_t)r;
-	return 0;
+	return money_parse(buf, fen);
 }

@@ -328,6 +328,13 @@ static void test_money(void)
 	md_bad("NaN", NAN);
 	md_bad("infinity", INFINITY);
 	md_bad("1e15", 1e15);
+	md_ok("99999999999.99 (the largest)", 99999999999.99, 9999999999999LL);
+	md_ok("1e11 (the limit)", 1e11, 10000000000000LL);
+	md_bad("12345678901.235 (three decimals on a large amount)", 12345678901.235);
+	md_bad("99999999999.999", 99999999999.999);
+	md_bad("1234567.891", 1234567.891);
+	md_bad("123456789.125 (an exact binary fraction)", 123456789.125);
+	md_bad("1e-5", 1e-5);
 }
 
 /* ---------------------------------------------------------------- utf8 */
