@@ -77,6 +77,17 @@ static int get_time(json_t *v, const char *key, int64_t *out, char *err, size_t 
 	return 0;
 }
 
+/* An event's time: 0 (1970-01-01T00:00:00Z) is what facts use for "no
+ * event", and what broken exports write for a missing date. */
+static int get_ts(json_t *v, int64_t *out, char *err, size_t errlen)
+{
+	if (get_time(v, "ts", out, err, errlen) != 0)
+		return -1;
+	if (*out < EVENT_TS_MIN)
+		return bad(err, errlen, "field \"%s\" is 0 (1970-01-01T00:00:00Z), which means no time; the earliest is 1", "ts");
+	return 0;
+}
+
 static int get_money(json_t *v, int64_t *fen, char *err, size_t errlen)
 {
 	int rc;
@@ -92,7 +103,8 @@ static int get_money(json_t *v, int64_t *fen, char *err, size_t errlen)
 }
 
 /* Phones: spaces and dashes dropped, a +86/0086 country prefix removed,
- * digits only. */
+ * digits only; 13 digits starting 86 are the country code written
+ * without + or 00 before an 11-digit mobile number. */
 int phone_normalise(const char *in, char *out, size_t outlen)
 {
 	size_t n = 0;
@@ -101,6 +113,7 @@ int phone_normalise(const char *in, char *out, size_t outlen)
 		p += 3;
 	else if (strncmp(p, "0086", 4) == 0)
 		p += 4;
+	int prefixed = p != in;
 	for (; *p; p++) {
 		if (*p == ' ' || *p == '-')
 			continue;
@@ -109,6 +122,10 @@ int phone_normalise(const char *in, char *out, size_t outlen)
 		out[n++] = *p;
 	}
 	out[n] = '\0';
+	if (!prefixed && n == 13 && strncmp(out, "86", 2) == 0) {
+		memmove(out, out + 2, 12); /* 11 digits and the NUL */
+		n = 11;
+	}
 	return n >= 5 ? 0 : -1;
 }
 
@@ -248,7 +265,7 @@ int event_from_json(json_t *obj, const struct rules *r, struct event *ev, char *
 	v = json_object_get(obj, "ts");
 	if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
 		return bad(err, errlen, "missing field \"%s\"", "ts");
-	if (get_time(v, "ts", &ev->ts, err, errlen) != 0)
+	if (get_ts(v, &ev->ts, err, errlen) != 0)
 		return -1;
 	if (opt_string(obj, "item", &ev->item, err, errlen) || opt_string(obj, "channel", &ev->channel, err, errlen) ||
 	    opt_string(obj, "text", &ev->text, err, errlen) || opt_string(obj, "group_id", &ev->group_id, err, errlen) ||

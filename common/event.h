@@ -10,6 +10,7 @@
 #define EVENT_MAX_IDS 16
 #define EVENT_ID_MAX 256
 #define EVENT_VALUE_MAX 256
+#define EVENT_TS_MIN 1               /* 0 is "no event" in the facts */
 
 struct ident {
 	const struct idkind *kind;

@@ -510,35 +510,35 @@ static void test_event(void)
 	event_clear(&ev);
 	json_decref(obj);
 
-	ev_good(r, "a message with text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":0,\"unionid\":\"u\",\"text\":\"多少钱\"}");
-	ev_good(r, "an unknown type (kept as given)", "{\"id\":\"x\",\"type\":\"live_watch\",\"ts\":0,\"cookie_id\":\"c\"}");
+	ev_good(r, "a message with text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":1,\"unionid\":\"u\",\"text\":\"多少钱\"}");
+	ev_good(r, "an unknown type (kept as given)", "{\"id\":\"x\",\"type\":\"live_watch\",\"ts\":1,\"cookie_id\":\"c\"}");
 	ev_good(r, "an identifier only in ids", "{" BASE ",\"ids\":{\"anon_id\":\"a1\"}}");
 	ev_good(r, "a null optional field", "{" BASE ",\"unionid\":\"u\",\"item\":null,\"props\":null}");
-	ev_good(r, "a refund with amount", "{\"id\":\"r\",\"type\":\"refund\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"5\"}");
+	ev_good(r, "a refund with amount", "{\"id\":\"r\",\"type\":\"refund\",\"ts\":1,\"unionid\":\"u\",\"amount\":\"5\"}");
 
 	/* Not an object */
 	ev_bad(r, "a JSON array", "[1,2]", NULL);
 	/* id */
-	ev_bad(r, "a missing id", "{\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
-	ev_bad(r, "a null id", "{\"id\":null,\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
-	ev_bad(r, "an empty id", "{\"id\":\"\",\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
-	ev_bad(r, "a boolean id", "{\"id\":true,\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
-	ev_bad(r, "a real-number id", "{\"id\":1.5,\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
-	ev_bad(r, "an object id", "{\"id\":{},\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a missing id", "{\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a null id", "{\"id\":null,\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "an empty id", "{\"id\":\"\",\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a boolean id", "{\"id\":true,\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "a real-number id", "{\"id\":1.5,\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", "id");
+	ev_bad(r, "an object id", "{\"id\":{},\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", "id");
 	{
 		char big[600];
 		memset(big, 'i', 300);
 		big[300] = '\0';
 		char json[800];
-		snprintf(json, sizeof json, "{\"id\":\"%s\",\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", big);
+		snprintf(json, sizeof json, "{\"id\":\"%s\",\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}", big);
 		ev_bad(r, "an id of 300 bytes", json, "id");
 	}
 	/* type */
-	ev_bad(r, "a missing type", "{\"id\":\"e\",\"ts\":0,\"unionid\":\"u\"}", "type");
-	ev_bad(r, "an empty type", "{\"id\":\"e\",\"type\":\"\",\"ts\":0,\"unionid\":\"u\"}", "type");
-	ev_bad(r, "a numeric type", "{\"id\":\"e\",\"type\":5,\"ts\":0,\"unionid\":\"u\"}", "type");
-	ev_bad(r, "an upper-case type", "{\"id\":\"e\",\"type\":\"Order\",\"ts\":0,\"unionid\":\"u\"}", "type");
-	ev_bad(r, "a type with a dash", "{\"id\":\"e\",\"type\":\"add-cart\",\"ts\":0,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "a missing type", "{\"id\":\"e\",\"ts\":1,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "an empty type", "{\"id\":\"e\",\"type\":\"\",\"ts\":1,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "a numeric type", "{\"id\":\"e\",\"type\":5,\"ts\":1,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "an upper-case type", "{\"id\":\"e\",\"type\":\"Order\",\"ts\":1,\"unionid\":\"u\"}", "type");
+	ev_bad(r, "a type with a dash", "{\"id\":\"e\",\"type\":\"add-cart\",\"ts\":1,\"unionid\":\"u\"}", "type");
 	/* ts */
 	ev_bad(r, "a missing ts", "{\"id\":\"e\",\"type\":\"view\",\"unionid\":\"u\"}", "ts");
 	ev_bad(r, "an empty ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"\",\"unionid\":\"u\"}", "ts");
@@ -555,25 +555,25 @@ static void test_event(void)
 	ev_bad(r, "a boolean staff", "{" BASE ",\"unionid\":\"u\",\"staff\":true}", "staff");
 	ev_bad(r, "a numeric group_id", "{" BASE ",\"unionid\":\"u\",\"group_id\":1}", "group_id");
 	/* money */
-	ev_bad(r, "amount 1.005", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"1.005\"}", "amount");
-	ev_bad(r, "amount 1.005 as number", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":1.005}", "amount");
-	ev_bad(r, "a negative amount string", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"-5\"}", "amount");
-	ev_bad(r, "a negative amount number", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":-5}", "amount");
-	ev_bad(r, "amount garbage", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"abc\"}", "amount");
-	ev_bad(r, "amount with currency sign", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"¥199\"}", "amount");
-	ev_bad(r, "a boolean amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":true}", "amount");
-	ev_bad(r, "an array amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":[1]}", "amount");
+	ev_bad(r, "amount 1.005", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":\"1.005\"}", "amount");
+	ev_bad(r, "amount 1.005 as number", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":1.005}", "amount");
+	ev_bad(r, "a negative amount string", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":\"-5\"}", "amount");
+	ev_bad(r, "a negative amount number", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":-5}", "amount");
+	ev_bad(r, "amount garbage", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":\"abc\"}", "amount");
+	ev_bad(r, "amount with currency sign", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":\"¥199\"}", "amount");
+	ev_bad(r, "a boolean amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":true}", "amount");
+	ev_bad(r, "an array amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":[1]}", "amount");
 	ev_bad(r, "bad money on a non-order", "{" BASE ",\"unionid\":\"u\",\"amount\":\"1.2.3\"}", "amount");
 	/* expires */
-	ev_bad(r, "an impossible expires", "{\"id\":\"c\",\"type\":\"coupon_claim\",\"ts\":0,\"unionid\":\"u\",\"expires\":\"2025-02-29\"}", "expires");
-	ev_bad(r, "a boolean expires", "{\"id\":\"c\",\"type\":\"coupon_claim\",\"ts\":0,\"unionid\":\"u\",\"expires\":false}", "expires");
+	ev_bad(r, "an impossible expires", "{\"id\":\"c\",\"type\":\"coupon_claim\",\"ts\":1,\"unionid\":\"u\",\"expires\":\"2025-02-29\"}", "expires");
+	ev_bad(r, "a boolean expires", "{\"id\":\"c\",\"type\":\"coupon_claim\",\"ts\":1,\"unionid\":\"u\",\"expires\":false}", "expires");
 	/* checked types */
-	ev_bad(r, "an order without amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\"}", "amount");
-	ev_bad(r, "an order with an empty amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":\"\"}", "amount");
-	ev_bad(r, "an order with a null amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":0,\"unionid\":\"u\",\"amount\":null}", "amount");
-	ev_bad(r, "a refund without amount", "{\"id\":\"o\",\"type\":\"refund\",\"ts\":0,\"unionid\":\"u\"}", "amount");
-	ev_bad(r, "a message without text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":0,\"unionid\":\"u\"}", "text");
-	ev_bad(r, "a message with empty text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":0,\"unionid\":\"u\",\"text\":\"\"}", "text");
+	ev_bad(r, "an order without amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\"}", "amount");
+	ev_bad(r, "an order with an empty amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":\"\"}", "amount");
+	ev_bad(r, "an order with a null amount", "{\"id\":\"o\",\"type\":\"order\",\"ts\":1,\"unionid\":\"u\",\"amount\":null}", "amount");
+	ev_bad(r, "a refund without amount", "{\"id\":\"o\",\"type\":\"refund\",\"ts\":1,\"unionid\":\"u\"}", "amount");
+	ev_bad(r, "a message without text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":1,\"unionid\":\"u\"}", "text");
+	ev_bad(r, "a message with empty text", "{\"id\":\"m\",\"type\":\"message\",\"ts\":1,\"unionid\":\"u\",\"text\":\"\"}", "text");
 	/* identifiers */
 	ev_bad(r, "no identifier", "{" BASE "}", "identifier");
 	ev_bad(r, "only empty identifiers", "{" BASE ",\"unionid\":\"\",\"phone\":null}", "identifier");
@@ -590,6 +590,22 @@ static void test_event(void)
 	}
 	ev_bad(r, "a phone with letters", "{" BASE ",\"phone\":\"138abc\"}", "phone");
 	ev_bad(r, "a phone too short", "{" BASE ",\"phone\":\"12\"}", "phone");
+	ev_bad(r, "ts 0 (facts use 0 for no event)", "{\"id\":\"e\",\"type\":\"view\",\"ts\":0,\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "ts 1970-01-01T00:00:00Z", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"1970-01-01T00:00:00Z\",\"unionid\":\"u\"}", "ts");
+	ev_good(r, "ts 1", "{\"id\":\"e\",\"type\":\"view\",\"ts\":1,\"unionid\":\"u\"}");
+	{
+		static const char *const same[] = {"8613800138000", "86 138 0013 8000", "+86 13800138000", "008613800138000",
+		                                   "0086 138-0013-8000", "13800138000"};
+		for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+			char out[40] = "", name[120];
+			snprintf(name, sizeof name, "phone_normalise(\"%s\") = 13800138000", same[i]);
+			int prc = phone_normalise(same[i], out, sizeof out);
+			report(prc == 0 && strcmp(out, "13800138000") == 0, name, "rc %d, got \"%s\"", prc, out);
+		}
+		char out[40] = "";
+		report(phone_normalise("861380013800", out, sizeof out) == 0 && strcmp(out, "861380013800") == 0,
+		       "phone_normalise keeps 86 on a 12-digit number", "got \"%s\"", out);
+	}
 	ev_bad(r, "an unknown kind in ids", "{" BASE ",\"ids\":{\"weibo_uid\":\"w1\"}}", "weibo_uid");
 	ev_bad(r, "an unknown kind in ids next to a good identifier", "{" BASE ",\"unionid\":\"u\",\"ids\":{\"weibo_uid\":\"w1\"}}", "weibo_uid");
 	ev_bad(r, "ids as an array", "{" BASE ",\"unionid\":\"u\",\"ids\":[\"u\"]}", "ids");

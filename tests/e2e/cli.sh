@@ -3,7 +3,7 @@
 # database failures (3, nothing written), the database file and schema.
 . "$(dirname "$0")/../lib.sh"
 
-echo '{"id":"e1","type":"view","ts":0,"unionid":"u1"}' >good.ndjson
+echo '{"id":"e1","type":"view","ts":1,"unionid":"u1"}' >good.ndjson
 
 run --help
 status "--help: exit 0" 0
@@ -49,7 +49,7 @@ check "missing input file: no rejects file created" test ! -e m.rej
 eq "missing input file: no summary on stdout" "" "$(cat "$T/out")"
 run --db m.db good.ndjson
 dump=$(sqlite3 m.db .dump | md5sum)
-echo '{"id":"e2","type":"view","ts":0,"unionid":"u2"}' >more.ndjson
+echo '{"id":"e2","type":"view","ts":1,"unionid":"u2"}' >more.ndjson
 run --db m.db more.ndjson missing.ndjson
 status "missing input file with an existing db: exit 3" 3
 eq "missing input file with an existing db: db unchanged" "$dump" "$(sqlite3 m.db .dump | md5sum)"

@@ -85,7 +85,7 @@ N=48000 U=4000
 awk -v N=$N -v U=$U -f "$GEN" >all.ndjson
 head -n 30000 all.ndjson >c1.ndjson
 tail -n +18001 all.ndjson >c2.ndjson                     # lines 18001..48000: 12000 overlap
-echo '{"id":"bad","type":"order","ts":0,"unionid":"u1"}' >>c2.ndjson   # one reject: exit 1
+echo '{"id":"bad","type":"order","ts":1,"unionid":"u1"}' >>c2.ndjson   # one reject: exit 1
 run --db cc.db </dev/null
 "$ING" --db cc.db --batch 500 c1.ndjson >c1.out 2>c1.err &
 p1=$!
@@ -111,7 +111,7 @@ check "concurrent: no database errors on stderr" bash -c "! grep -qiE 'locked|bu
 # A new database still in rollback-journal mode whose write lock is held
 # (what a second smr-ingest meets while the first creates the database):
 # smr-ingest must wait on the busy timeout, not fail.
-echo '{"id":"l1","type":"view","ts":0,"unionid":"ul"}' >l.ndjson
+echo '{"id":"l1","type":"view","ts":1,"unionid":"ul"}' >l.ndjson
 (echo "BEGIN IMMEDIATE;"; echo "CREATE TABLE holder(a);"; sleep 2; echo "COMMIT;") | sqlite3 locked.db &
 hp=$!
 sleep 0.5

@@ -58,30 +58,30 @@ summary "CSV re-ingest: duplicates, nothing inserted" "8 0 4 4 0 0 0"
 eq "CSV re-ingest: database unchanged" "$before" "$(sqlite3 t.db .dump | md5sum)"
 
 # CRLF line endings (Excel), with a quoted CRLF-free multi-line field.
-printf 'id,type,ts,unionid,text\r\nw1,message,0,uw,"line one\r\nline two"\r\nw2,view,0,uw,\r\n' >crlf.csv
+printf 'id,type,ts,unionid,text\r\nw1,message,1,uw,"line one\r\nline two"\r\nw2,view,1,uw,\r\n' >crlf.csv
 run --db crlf.db crlf.csv
 status "CRLF CSV: exit 0" 0
 summary "CRLF CSV: both rows" "2 2 0 0 1 0 0"
 eq "CRLF CSV: last column has no stray CR" "uw" "$(sq crlf.db "SELECT value FROM identity")"
 
 # A row with invalid UTF-8 is rejected alone: the next row still lands.
-printf 'id,type,ts,unionid\nv1,view,0,u1\nv2,view,0,\xff\xfe\nv3,view,0,u3\nv4,view,0,u4\n' >badutf.csv
+printf 'id,type,ts,unionid\nv1,view,1,u1\nv2,view,1,\xff\xfe\nv3,view,1,u3\nv4,view,1,u4\n' >badutf.csv
 run --db badutf.db --rejects badutf.rej badutf.csv
 status "CSV invalid UTF-8 row: exit 1" 1
 summary "CSV invalid UTF-8 row: only that row rejected" "4 3 0 1 3 0 0"
 check "CSV invalid UTF-8 row: stderr badutf.csv:3: UTF-8" has_line "$T/err" '^smr-ingest: badutf\.csv:3: .*UTF-8'
 eq "CSV invalid UTF-8 row: the following row v3 landed" "v1 v3 v4" "$(sq badutf.db "SELECT id FROM event ORDER BY id" | tr '\n' ' ' | sed 's/ $//')"
-eq "CSV invalid UTF-8 row: rejects holds header + that row only" "$(printf 'id,type,ts,unionid\nv2,view,0,\xff\xfe')" "$(cat badutf.rej)"
+eq "CSV invalid UTF-8 row: rejects holds header + that row only" "$(printf 'id,type,ts,unionid\nv2,view,1,\xff\xfe')" "$(cat badutf.rej)"
 
 # Unterminated quote at the end of the file.
-printf 'id,type,ts,unionid,text\nq1,view,0,uq,ok\nq2,message,0,uq,"never closed\n' >unterm.csv
+printf 'id,type,ts,unionid,text\nq1,view,1,uq,ok\nq2,message,1,uq,"never closed\n' >unterm.csv
 run --db unterm.db unterm.csv
 status "CSV unterminated quote: exit 1" 1
 summary "CSV unterminated quote: first row kept, the open one rejected" "2 1 0 1 1 0 0"
 check "CSV unterminated quote: reported at its line 3" has_line "$T/err" '^smr-ingest: unterm\.csv:3: '
 
 # An ids column (JSON object) and an unknown kind inside it.
-printf 'id,type,ts,ids\nk1,view,0,"{""cookie_id"":""ck1"",""openid"":""o1""}"\nk2,view,0,"{""weibo_uid"":""w""}"\nk3,view,0,not-json\n' >ids.csv
+printf 'id,type,ts,ids\nk1,view,1,"{""cookie_id"":""ck1"",""openid"":""o1""}"\nk2,view,1,"{""weibo_uid"":""w""}"\nk3,view,1,not-json\n' >ids.csv
 run --db ids.db ids.csv
 status "CSV ids column: exit 1" 1
 summary "CSV ids column: one good, unknown kind and bad JSON rejected" "3 1 0 2 1 0 0"
@@ -90,7 +90,7 @@ check "CSV ids column: unknown kind named on stderr" has_line "$T/err" '^smr-ing
 
 # A header that cannot name the fields: it and every row are rejected
 # verbatim (nothing lost), exit 1.
-printf 'id,type,ts,id\nh1,view,0,u1\nh2,view,0,u2\n' >dupcol.csv
+printf 'id,type,ts,id\nh1,view,1,u1\nh2,view,1,u2\n' >dupcol.csv
 run --db hdr.db --rejects hdr.rej dupcol.csv
 status "CSV header naming a column twice: exit 1" 1
 eq "CSV header naming a column twice: nothing stored" 0 "$(sq hdr.db 'SELECT count(*) FROM event')"
@@ -101,7 +101,7 @@ run --db hdr2.db nocol.csv
 status "CSV header with an unnamed column: exit 1" 1
 
 # GBK (what Excel exports in China), including a quoted multi-line field.
-printf 'id,type,ts,unionid,item,text\ng1,message,2026-11-20 20:15,u1,连衣裙,"价格多少？\n有优惠吗"\ng2,view,0,u2,"裙子,红色",\n' >gbk-utf8.csv
+printf 'id,type,ts,unionid,item,text\ng1,message,2026-11-20 20:15,u1,连衣裙,"价格多少？\n有优惠吗"\ng2,view,1,u2,"裙子,红色",\n' >gbk-utf8.csv
 iconv -f UTF-8 -t GBK gbk-utf8.csv >gbk.csv
 check "fixture: the GBK file differs from its UTF-8 source" bash -c "! cmp -s gbk.csv gbk-utf8.csv"
 run --db gbk.db --encoding gbk gbk.csv
@@ -116,7 +116,7 @@ check "GBK CSV without --encoding: rejected as invalid UTF-8" has_line "$T/err" 
 run --db gbk3.db --encoding GBK --rejects gbk.rej gbk.csv
 summary "--encoding GBK (upper case) accepted" "2 2 0 0 2 0 0"
 # GBK NDJSON too.
-printf '{"id":"n1","type":"message","ts":0,"unionid":"un","text":"你好"}\n' | iconv -f UTF-8 -t GBK >gbk.ndjson
+printf '{"id":"n1","type":"message","ts":1,"unionid":"un","text":"你好"}\n' | iconv -f UTF-8 -t GBK >gbk.ndjson
 run --db gbk4.db --encoding gbk gbk.ndjson
 eq "GBK NDJSON with --encoding gbk" "0 你好" "$RC $(sq gbk4.db "SELECT text FROM event")"
 

@@ -48,14 +48,14 @@ summary "re-ingest: 0 inserted, 9 duplicates, no persons" "9 0 9 0 0 0 0"
 eq "re-ingest: database unchanged" "$before" "$(sqlite3 "$DB" .dump | md5sum)"
 
 # Duplicates inside one file, and across files in one run.
-printf '%s\n' '{"id":"d1","type":"view","ts":0,"unionid":"ud"}' '{"id":"d1","type":"view","ts":0,"unionid":"ud"}' \
-	'{"id":"d2","type":"view","ts":0,"unionid":"ud"}' >"$T/d.ndjson"
+printf '%s\n' '{"id":"d1","type":"view","ts":1,"unionid":"ud"}' '{"id":"d1","type":"view","ts":1,"unionid":"ud"}' \
+	'{"id":"d2","type":"view","ts":1,"unionid":"ud"}' >"$T/d.ndjson"
 run --db "$T/d.db" "$T/d.ndjson" "$T/d.ndjson"
 status "duplicate ids in one run: exit 0" 0
 summary "duplicate ids in one file and across two files" "6 2 4 0 1 0 0"
 eq "duplicate ids: one row per id" "d1 d2" "$(sq "$T/d.db" "SELECT id FROM event ORDER BY id" | tr '\n' ' ' | sed 's/ $//')"
 # A duplicate with other identifiers must not attach them.
-printf '%s\n' '{"id":"d1","type":"view","ts":0,"unionid":"OTHER","phone":"13000000000"}' >"$T/d2.ndjson"
+printf '%s\n' '{"id":"d1","type":"view","ts":1,"unionid":"OTHER","phone":"13000000000"}' >"$T/d2.ndjson"
 run --db "$T/d.db" "$T/d2.ndjson"
 summary "duplicate with new identifiers: counted as duplicate" "1 0 1 0 0 0 0"
 eq "duplicate with new identifiers: none attached" 0 "$(sq "$T/d.db" "SELECT count(*) FROM identity WHERE value IN ('OTHER', '13000000000')")"
@@ -66,7 +66,7 @@ status "stdin (no file): exit 0" 0
 summary "stdin (no file): summary" "9 9 0 0 3 2 0"
 runin "$EV" --db "$T/s2.db" -
 summary "stdin as -: summary" "9 9 0 0 3 2 0"
-printf '%s\n' '{"id":"s1","type":"view","ts":0,"unionid":"u"}' 'not json' | "$ING" --db "$T/s3.db" >"$T/out" 2>"$T/err"
+printf '%s\n' '{"id":"s1","type":"view","ts":1,"unionid":"u"}' 'not json' | "$ING" --db "$T/s3.db" >"$T/out" 2>"$T/err"
 RC=$?
 status "stdin with a bad line: exit 1" 1
 check "stdin: stderr names <stdin>:2" has_line "$T/err" '^smr-ingest: <stdin>:2: '
@@ -78,11 +78,11 @@ summary ".jsonl read as NDJSON" "9 9 0 0 3 2 0"
 cp "$EV" "$T/ev.txt"
 run --db "$T/f2.db" --format ndjson "$T/ev.txt"
 summary "--format ndjson on a .txt file" "9 9 0 0 3 2 0"
-printf 'id,type,ts,unionid\nc1,view,0,u1\n' >"$T/c.txt"
+printf 'id,type,ts,unionid\nc1,view,1,u1\n' >"$T/c.txt"
 run --db "$T/f3.db" --format csv "$T/c.txt"
 status "--format csv on a .txt file: exit 0" 0
 summary "--format csv on a .txt file" "1 1 0 0 1 0 0"
-printf 'id,type,ts,unionid\nc1,view,0,u1\n' >"$T/c.csv"
+printf 'id,type,ts,unionid\nc1,view,1,u1\n' >"$T/c.csv"
 run --db "$T/f4.db" "$T/c.csv"
 summary ".csv extension read as CSV" "1 1 0 0 1 0 0"
 run --db "$T/f5.db" "$EV" "$T/c.csv"
@@ -90,7 +90,7 @@ summary "NDJSON and CSV files in one run" "10 10 0 0 4 2 0"
 
 # --- rejected records create nothing --------------------------------------
 printf '%s\n' '{"id":"r1","type":"view","ts":"2026-02-30T00:00:00Z","unionid":"uRejected","phone":"13111111111"}' \
-	'{"id":"r2","type":"order","ts":0,"unionid":"uRejected2"}' '{"id":"r3","type":"view","ts":0,"unionid":"uKept"}' >"$T/r.ndjson"
+	'{"id":"r2","type":"order","ts":1,"unionid":"uRejected2"}' '{"id":"r3","type":"view","ts":1,"unionid":"uKept"}' >"$T/r.ndjson"
 run --db "$T/r.db" "$T/r.ndjson"
 status "rejected records: exit 1" 1
 summary "rejected records: summary" "3 1 0 2 1 0 0"

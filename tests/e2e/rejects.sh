@@ -5,34 +5,34 @@
 
 B=bad.ndjson
 {
-	echo '{"id":"g1","type":"view","ts":0,"unionid":"uGood1"}'                                  # 1 good
-	echo '{"id":"b2","type":"view","ts":0,"unionid":"uBad2"'                                    # 2 malformed JSON
-	printf '{"id":"b3","type":"view","ts":0,"unionid":"uBad3\xff\xfe"}\n'                       # 3 invalid UTF-8
-	echo '{"type":"view","ts":0,"unionid":"uBad4"}'                                             # 4 missing id
-	echo '{"id":"b5","ts":0,"unionid":"uBad5"}'                                                 # 5 missing type
+	echo '{"id":"g1","type":"view","ts":1,"unionid":"uGood1"}'                                  # 1 good
+	echo '{"id":"b2","type":"view","ts":1,"unionid":"uBad2"'                                    # 2 malformed JSON
+	printf '{"id":"b3","type":"view","ts":1,"unionid":"uBad3\xff\xfe"}\n'                       # 3 invalid UTF-8
+	echo '{"type":"view","ts":1,"unionid":"uBad4"}'                                             # 4 missing id
+	echo '{"id":"b5","ts":1,"unionid":"uBad5"}'                                                 # 5 missing type
 	echo '{"id":"b6","type":"view","unionid":"uBad6"}'                                          # 6 missing ts
-	echo '{"id":"b7","type":"view","ts":0,"city":"上海"}'                                         # 7 no identifier
+	echo '{"id":"b7","type":"view","ts":1,"city":"上海"}'                                         # 7 no identifier
 	echo '{"id":"b8","type":"view","ts":"2026-02-30T10:00:00+08:00","unionid":"uBad8"}'         # 8 impossible date
-	echo '{"id":"b9","type":"order","ts":0,"unionid":"uBad9","amount":"1.005"}'                 # 9 bad money
-	echo '{"id":"b10","type":"order","ts":0,"unionid":"uBad10"}'                                # 10 order without amount
-	echo '{"id":"b11","type":"message","ts":0,"unionid":"uBad11"}'                              # 11 message without text
+	echo '{"id":"b9","type":"order","ts":1,"unionid":"uBad9","amount":"1.005"}'                 # 9 bad money
+	echo '{"id":"b10","type":"order","ts":1,"unionid":"uBad10"}'                                # 10 order without amount
+	echo '{"id":"b11","type":"message","ts":1,"unionid":"uBad11"}'                              # 11 message without text
 	echo '{"id":"b12","type":"view","ts":true,"unionid":"uBad12"}'                              # 12 wrong type (ts)
-	echo '{"id":"b13","type":"view","ts":0,"ids":{"weibo_uid":"uBad13"}}'                       # 13 unknown identifier kind
-	echo '{"id":"g14","type":"view","ts":0,"unionid":"uGood14"}'                                # 14 good
-	printf '{"id":"b15","type":"view","ts":0,"unionid":"uBad15","pad":"%s"}\n' "$(head -c 1100000 /dev/zero | tr '\0' x)" # 15 > 1 MiB
-	echo '[{"id":"b16","type":"view","ts":0,"unionid":"uBad16"}]'                               # 16 not an object
-	echo '{"id":"b17","type":"view","ts":0,"phone":"call me"}'                                  # 17 bad phone
-	echo '{"id":"b18","type":"view","ts":0,"unionid":"uBad18","item":42}'                       # 18 wrong type (item)
-	echo '{"id":"b19","type":"view","ts":0,"unionid":{"v":"uBad19"}}'                           # 19 wrong type (identifier)
-	echo '{"id":"b20","type":"order","ts":0,"unionid":"uBad20","amount":"-5.00"}'               # 20 negative money
-	echo '{"id":"b21","type":"view","ts":0,"unionid":"uBad21","props":[1]}'                     # 21 props not an object
+	echo '{"id":"b13","type":"view","ts":1,"ids":{"weibo_uid":"uBad13"}}'                       # 13 unknown identifier kind
+	echo '{"id":"g14","type":"view","ts":1,"unionid":"uGood14"}'                                # 14 good
+	printf '{"id":"b15","type":"view","ts":1,"unionid":"uBad15","pad":"%s"}\n' "$(head -c 1100000 /dev/zero | tr '\0' x)" # 15 > 1 MiB
+	echo '[{"id":"b16","type":"view","ts":1,"unionid":"uBad16"}]'                               # 16 not an object
+	echo '{"id":"b17","type":"view","ts":1,"phone":"call me"}'                                  # 17 bad phone
+	echo '{"id":"b18","type":"view","ts":1,"unionid":"uBad18","item":42}'                       # 18 wrong type (item)
+	echo '{"id":"b19","type":"view","ts":1,"unionid":{"v":"uBad19"}}'                           # 19 wrong type (identifier)
+	echo '{"id":"b20","type":"order","ts":1,"unionid":"uBad20","amount":"-5.00"}'               # 20 negative money
+	echo '{"id":"b21","type":"view","ts":1,"unionid":"uBad21","props":[1]}'                     # 21 props not an object
 	echo ''                                                                                     # 22 blank: not a record
 	echo '{"id":"b23","type":"view","ts":"2025-02-29","unionid":"uBad23"}'                      # 23 impossible date (no leap)
 	echo '{"id":"b24","type":"view","ts":"2026-11-20T20:15:00+08:00 junk","unionid":"uBad24"}'  # 24 trailing junk
-	echo '{"id":["b25"],"type":"view","ts":0,"unionid":"uBad25"}'                               # 25 wrong type (id)
+	echo '{"id":["b25"],"type":"view","ts":1,"unionid":"uBad25"}'                               # 25 wrong type (id)
 	echo '{"id":"g26","type":"view","ts":"2024-02-29","unionid":"uGood26"}'                     # 26 good (leap day)
-	printf '{"id":"b27","type":"view","ts":0,"unionid":"uBad27"}garbage\n'                      # 27 trailing garbage
-	printf '{"id":"g28","type":"view","ts":0,"unionid":"uGood28"}'                              # 28 good, no final newline
+	printf '{"id":"b27","type":"view","ts":1,"unionid":"uBad27"}garbage\n'                      # 27 trailing garbage
+	printf '{"id":"g28","type":"view","ts":1,"unionid":"uGood28"}'                              # 28 good, no final newline
 } >"$B"
 bad_lines="2 3 4 5 6 7 8 9 10 11 12 13 15 16 17 18 19 20 21 23 24 25 27"
 nbad=$(echo $bad_lines | wc -w)
@@ -112,7 +112,7 @@ status "only bad records: exit 1" 1
 summary "only bad records: summary" "2 0 0 2 0 0 0"
 
 # A line of exactly 1 MiB of JSON is still a record.
-pre='{"id":"big","type":"view","ts":0,"unionid":"uBig","pad":"'
+pre='{"id":"big","type":"view","ts":1,"unionid":"uBig","pad":"'
 printf '%s%s"}\n' "$pre" "$(head -c $((1048576 - ${#pre} - 2)) /dev/zero | tr '\0' y)" >edge.ndjson
 run --db t4.db edge.ndjson
 eq "a line of exactly 1 MiB is accepted ($(($(wc -c <edge.ndjson) - 1)) bytes)" "0 1" "$RC $(field inserted)"
