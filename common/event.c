@@ -150,6 +150,24 @@ int ident_stored_value(const struct idkind *k, const char *raw, char *out, size_
 	return 0;
 }
 
+/* A placeholder value: kept aside (in its stored form, so a hashed kind is
+ * never logged in clear) for conflict_log, never linked. */
+static int add_blocked(struct event *ev, const struct idkind *k, const char *value, char *err, size_t errlen)
+{
+	char stored[72];
+	if (k->hash) {
+		if (ident_stored_value(k, value, stored, sizeof stored, err, errlen) != 0)
+			snprintf(stored, sizeof stored, "(hashed)"); /* a blank phone cannot be normalised */
+		value = stored;
+	}
+	if (ev->nblocked == EVENT_MAX_IDS)
+		return 0;
+	struct blocked_ident *b = &ev->blocked[ev->nblocked++];
+	b->kind = k;
+	snprintf(b->value, sizeof b->value, "%s", value);
+	return 0;
+}
+
 static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *err, size_t errlen)
 {
 	if (!v || json_is_null(v))
@@ -170,6 +188,8 @@ static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *
 	} else {
 		return bad(err, errlen, "identifier \"%s\" must be a string", k->name);
 	}
+	if (idkind_blocked(k, id->value))
+		return add_blocked(ev, k, id->value, err, errlen);
 	if (strcmp(k->name, "phone") == 0 || k->hash) {
 		char tmp[sizeof id->valbuf];
 		if (ident_stored_value(k, id->value, tmp, sizeof tmp, err, errlen) != 0)
@@ -182,6 +202,14 @@ static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *
 			return 0; /* the same identifier twice */
 	ev->nids++;
 	return 0;
+}
+
+static int bad_blocked(const struct event *ev, char *err, size_t errlen)
+{
+	const struct blocked_ident *b = &ev->blocked[0];
+	snprintf(err, errlen, "no usable identifier: %s \"%.60s\" is a placeholder (blocked value)%s", b->kind->name,
+	         b->value, ev->nblocked > 1 ? ", and so are the others" : "");
+	return -1;
 }
 
 static int get_identifiers(json_t *obj, const struct rules *r, struct event *ev, char *err, size_t errlen)
@@ -203,6 +231,8 @@ static int get_identifiers(json_t *obj, const struct rules *r, struct event *ev,
 				return -1;
 		}
 	}
+	if (ev->nids == 0 && ev->nblocked > 0)
+		return bad_blocked(ev, err, errlen);
 	if (ev->nids == 0)
 		return bad(err, errlen, "no identifier (need one of unionid, openid, external_userid, phone, member_id, cookie_id, anon_id%s)", r->nkinds > 7 ? ", ..." : "");
 	return 0;

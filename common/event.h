@@ -18,6 +18,12 @@ struct ident {
 	char valbuf[72];                /* numbers, normalised phones, hashes */
 };
 
+/* An identifier left out because its value is a placeholder. */
+struct blocked_ident {
+	const struct idkind *kind;
+	char value[72];                 /* as stored (hashed for hash kinds), cut */
+};
+
 struct event {
 	const char *id;
 	char idbuf[24];
@@ -25,6 +31,8 @@ struct event {
 	int64_t ts;
 	struct ident ids[EVENT_MAX_IDS];
 	int nids;
+	struct blocked_ident blocked[EVENT_MAX_IDS];
+	int nblocked;
 	const char *item, *channel, *text, *group_id, *staff;
 	int has_amount, has_expires;
 	int64_t amount, expires;        /* fen; Unix seconds */

@@ -8,10 +8,11 @@
 
 /* Facts recomputed from the person's events up to UPTO (the batch being
  * ingested adds its own at commit). */
-#define NMERGE 10
+#define NMERGE 11
 static const char *const merge_sql[NMERGE] = {
 	"UPDATE event SET pid = ?1 WHERE pid = ?2",
-	"UPDATE identity SET pid = ?1 WHERE pid = ?2",
+	"UPDATE OR IGNORE identity SET pid = ?1 WHERE pid = ?2",
+	"DELETE FROM identity WHERE pid = ?2", /* values both persons were linked to */
 	"INSERT INTO tag(pid, tag, since, source) SELECT ?1, tag, since, source FROM tag WHERE pid = ?2 "
 	"ON CONFLICT(pid, tag) DO UPDATE SET since = min(since, excluded.since)",
 	"DELETE FROM tag WHERE pid = ?2",
@@ -31,10 +32,11 @@ static const char *const merge_sql[NMERGE] = {
 struct idres {
 	sqlite3 *db;
 	const struct rules *rules;
-	sqlite3_stmt *lookup, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
+	sqlite3_stmt *lookup, *holders, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
 	sqlite3_stmt *merge[NMERGE];    /* prepared once: merges are a few percent of events */
 	struct sopdue_merge *sops;      /* enrollments: sopdue_merge_run */
 	struct idres_stats stats;
+	int conflicted;                 /* the event being resolved hit a limit */
 };
 
 static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto);
@@ -44,7 +46,10 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 	struct idres *ir = xcalloc(1, sizeof *ir);
 	ir->db = db;
 	ir->rules = r;
-	ir->lookup = db_prepare(db, "SELECT pid FROM identity WHERE kind = ?1 AND value = ?2");
+	/* the person a value was linked to most recently */
+	ir->lookup = db_prepare(db, "SELECT pid FROM identity WHERE kind = ?1 AND value = ?2 ORDER BY rowid DESC LIMIT 1");
+	ir->holders = db_prepare(db,
+		"SELECT count(*), coalesce(max(pid = ?3), 0) FROM identity WHERE kind = ?1 AND value = ?2");
 	ir->attach = db_prepare(db, "INSERT OR IGNORE INTO identity(kind, value, pid, first_seen) VALUES (?1, ?2, ?3, ?4)");
 	ir->kinds_of = db_prepare(db, "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind");
 	ir->new_person = db_prepare(db, "INSERT INTO person(created_at) VALUES (?1)");
@@ -63,6 +68,7 @@ void idres_close(struct idres *ir)
 	if (!ir)
 		return;
 	sqlite3_finalize(ir->lookup);
+	sqlite3_finalize(ir->holders);
 	sqlite3_finalize(ir->attach);
 	sqlite3_finalize(ir->kinds_of);
 	sqlite3_finalize(ir->new_person);
@@ -214,7 +220,7 @@ static int64_t resolve_conflict(struct idres *ir, const struct event *ev, const 
 		}
 	}
 	free(counts);
-	ir->stats.conflicts++;
+	ir->conflicted = 1;
 	return pid;
 }
 
@@ -224,13 +230,15 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
+/* Resolution over identifiers of kinds that are not shareable, already
+ * looked up into PIDS: merge, attach or decide a conflict. */
+static int64_t resolve_linked(struct idres *ir, const struct event *ev, const int64_t *pids, int64_t batch_start,
+                              int64_t now)
 {
 	const struct rules *r = ir->rules;
-	int64_t pids[EVENT_MAX_IDS], found[EVENT_MAX_IDS];
+	int64_t found[EVENT_MAX_IDS];
 	int nfound = 0, nnew = 0;
 	for (int i = 0; i < ev->nids; i++) {
-		pids[i] = lookup(ir, &ev->ids[i]);
 		if (!pids[i])
 			nnew++;
 		int seen = 0;
@@ -261,6 +269,109 @@ int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_st
 	if (ok)
 		return resolve_merge(ir, ev, pids, found, nfound, batch_start, now);
 	return resolve_conflict(ir, ev, pids, now);
+}
+
+/* Whether EV's identifiers (all new) may join person PID through a
+ * shareable value: PID holds none of their kinds, and limits hold. */
+static int joins_weak_holder(struct idres *ir, int64_t pid, const struct event *ev)
+{
+	int *counts = xcalloc(ir->rules->nkinds, sizeof *counts);
+	add_counts_of(ir, pid, counts);
+	int ok = 1;
+	for (int i = 0; i < ev->nids; i++) {
+		int k = kind_index(ir->rules, &ev->ids[i]);
+		ok &= counts[k] == 0;
+	}
+	for (int i = 0; i < ev->nids; i++)
+		counts[kind_index(ir->rules, &ev->ids[i])]++;
+	ok &= within_limits(ir->rules, counts);
+	free(counts);
+	return ok;
+}
+
+/* Link shareable value ID to PID too, unless it already links the most
+ * persons its kind allows or PID holds the most values of the kind. */
+static void link_shared(struct idres *ir, const struct event *ev, const struct ident *id, int64_t pid, int64_t now)
+{
+	sqlite3_stmt *st = ir->holders;
+	db_bind_text(ir->db, st, 1, id->kind->name);
+	db_bind_text(ir->db, st, 2, id->value);
+	db_bind_int(ir->db, st, 3, pid);
+	int holders = db_row(ir->db, st) ? sqlite3_column_int(st, 0) : 0;
+	int held = holders && sqlite3_column_int(st, 1);
+	sqlite3_reset(st);
+	if (held)
+		return;
+	int *counts = xcalloc(ir->rules->nkinds, sizeof *counts);
+	add_counts_of(ir, pid, counts);
+	int full = id->kind->max > 0 && counts[kind_index(ir->rules, id)] >= id->kind->max;
+	free(counts);
+	if (holders >= id->kind->shared)
+		log_conflict(ir, ev, pid, id, 0, "not linked: value already links the most persons its kind may share", now);
+	else if (full)
+		log_conflict(ir, ev, pid, id, 0, "not attached: person already has the most of this kind", now);
+	else
+		attach(ir, id, pid, ev->ts);
+	ir->conflicted |= holders >= id->kind->shared || full;
+}
+
+/* Shareable kinds (a device, a cookie) are weak evidence: their values
+ * never merge persons and never bring an identifier to a person who
+ * already has one of its kind. The other identifiers decide the person;
+ * failing those, the person a shareable value was linked to most
+ * recently (by the decisive such value). Each shareable value is then
+ * linked to that person as well, within its kind's limits. */
+static int64_t resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
+{
+	int64_t pids[EVENT_MAX_IDS], sub_pids[EVENT_MAX_IDS];
+	struct event sub; /* EV's identifiers of kinds that are not shareable */
+	int weak = -1, nweak = 0, sub_known = 0;
+	sub.id = ev->id;
+	sub.ts = ev->ts;
+	sub.nids = 0;
+	for (int i = 0; i < ev->nids; i++) {
+		pids[i] = lookup(ir, &ev->ids[i]);
+		if (ev->ids[i].kind->shared > 0) {
+			nweak++;
+			if (pids[i] && (weak < 0 || ev->ids[i].kind->priority < ev->ids[weak].kind->priority))
+				weak = i;
+			continue;
+		}
+		sub_known |= pids[i] != 0;
+		sub_pids[sub.nids] = pids[i];
+		sub.ids[sub.nids++] = ev->ids[i];
+	}
+	if (nweak == 0)
+		return resolve_linked(ir, ev, pids, batch_start, now);
+
+	int64_t pid;
+	if (sub_known || (weak < 0 && sub.nids > 0)) {
+		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now);
+	} else if (weak >= 0 && (sub.nids == 0 || joins_weak_holder(ir, pids[weak], &sub))) {
+		pid = pids[weak];
+		for (int i = 0; i < sub.nids; i++)
+			attach(ir, &sub.ids[i], pid, ev->ts);
+	} else if (weak >= 0) {
+		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now); /* a new person */
+	} else {
+		pid = new_person(ir, now);
+	}
+	for (int i = 0; i < ev->nids; i++)
+		if (ev->ids[i].kind->shared > 0 && pids[i] != pid)
+			link_shared(ir, ev, &ev->ids[i], pid, now);
+	return pid;
+}
+
+int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
+{
+	ir->conflicted = 0;
+	int64_t pid = resolve(ir, ev, batch_start, now);
+	ir->stats.conflicts += ir->conflicted;
+	for (int i = 0; i < ev->nblocked; i++) {
+		struct ident id = {.kind = ev->blocked[i].kind, .value = ev->blocked[i].value};
+		log_conflict(ir, ev, pid, &id, 0, "blocked value", now);
+	}
+	return pid;
 }
 
 /* Move everything of person FROM to person TO and delete FROM; facts are

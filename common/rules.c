@@ -14,16 +14,23 @@
 #define DEFAULT_RULES "smr.rules"
 #define DEFAULT_TIMEZONE "Asia/Shanghai"
 
-/* Built-in identifier kinds: priority (lower wins) and the most values one
- * person may hold (0 = any number). */
+/* Built-in identifier kinds: priority (lower wins), the most values one
+ * person may hold (0 = any number) and the most persons one value may
+ * link (0 = not shareable: one person). */
 static const struct idkind builtin_kinds[] = {
-	{"unionid", 1, 1, 0},
-	{"member_id", 2, 1, 0},
-	{"external_userid", 3, 1, 0},
-	{"phone", 4, 1, 0},
-	{"openid", 5, 0, 0},
-	{"cookie_id", 6, 5, 0},
-	{"anon_id", 7, 5, 0},
+	{.name = "unionid", .priority = 1, .max = 1},
+	{.name = "member_id", .priority = 2, .max = 1},
+	{.name = "external_userid", .priority = 3, .max = 1},
+	{.name = "phone", .priority = 4, .max = 1},
+	{.name = "openid", .priority = 5, .max = 0},
+	{.name = "cookie_id", .priority = 6, .max = 5, .shared = 5},
+	{.name = "anon_id", .priority = 7, .max = 5, .shared = 5},
+};
+
+/* Placeholders that exports write for "no value", for every kind (compared
+ * in lower case); values made only of zeros are placeholders too. */
+static const char *const builtin_blocked[] = {
+	"null", "nil", "none", "undefined", "unknown", "nan", "n/a", "-", "-1", "(null)", "[object object]", NULL,
 };
 
 void rules_error(const char *file, int line, int col, const char *fmt, ...)
@@ -42,6 +49,59 @@ const struct idkind *rules_idkind(const struct rules *r, const char *name)
 		if (strcmp(r->kinds[i].name, name) == 0)
 			return &r->kinds[i];
 	return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* VALUE without surrounding spaces, in ASCII lower case, into OUT (at
+ * least EVENT_VALUE_MAX + 1 bytes). Returns its length, or -1 if too long
+ * to be a placeholder. */
+static int fold_value(const char *value, char *out)
+{
+	while (isspace((unsigned char)*value))
+		value++;
+	size_t n = strlen(value);
+	while (n > 0 && isspace((unsigned char)value[n - 1]))
+		n--;
+	if (n > EVENT_VALUE_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)value[i]);
+	out[n] = '\0';
+	return (int)n;
+}
+
+static int all_one_char(const char *s, char c)
+{
+	for (; *s; s++)
+		if (*s != c)
+			return 0;
+	return 1;
+}
+
+static int in_block_list(const struct idkind *k, const char *folded)
+{
+	const char *key = folded;
+	return k->nblock && bsearch(&key, k->block, k->nblock, sizeof *k->block, cmp_str);
+}
+
+int idkind_blocked(const struct idkind *k, const char *value)
+{
+	char v[EVENT_VALUE_MAX + 1], phone[40];
+	int n = fold_value(value, v);
+	if (n < 0)
+		return 0;
+	if (n == 0 || all_one_char(v, '0') || in_block_list(k, v))
+		return 1;
+	for (const char *const *b = builtin_blocked; *b; b++)
+		if (strcmp(*b, v) == 0)
+			return 1;
+	if (strcmp(k->name, "phone") == 0 && phone_normalise(v, phone, sizeof phone) == 0)
+		return all_one_char(phone, phone[0]) || in_block_list(k, phone);
+	return 0;
 }
 
 static struct rules *rules_new(const char *file)
@@ -64,6 +124,11 @@ void rules_free(struct rules *r)
 		free(r->stmts[i].text);
 	}
 	free(r->stmts);
+	for (size_t i = 0; i < r->nkinds; i++) {
+		for (size_t j = 0; j < r->kinds[i].nblock; j++)
+			free(r->kinds[i].block[j]);
+		free(r->kinds[i].block);
+	}
 	free(r->kinds);
 	free(r->timezone);
 	free(r->file);
@@ -118,8 +183,67 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-/* identity KIND [priority N] [max N] */
-static int parse_identity(struct rules *r, struct words *ws, int line)
+/* One double-quoted value (a backslash escapes the next character) at *P
+ * into OUT; *P moves past it. Returns 0, or -1 if there is none. */
+static int quoted_value(const char **p, char *out, size_t outlen)
+{
+	const char *s = *p;
+	size_t n = 0;
+	if (*s++ != '"')
+		return -1;
+	for (; *s && *s != '"'; s++) {
+		if (*s == '\\' && s[1])
+			s++;
+		if (n + 1 >= outlen)
+			return -1;
+		out[n++] = *s;
+	}
+	if (*s != '"')
+		return -1;
+	out[n] = '\0';
+	*p = s + 1;
+	return 0;
+}
+
+/* block "v1" "v2" ...: the rest of line TEXT after the word "block" at
+ * column COL. */
+static int parse_block_values(struct rules *r, struct idkind *k, const char *text, int line, int col)
+{
+	const char *p = text + col - 1 + strlen("block");
+	int nvalues = 0;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		char raw[EVENT_VALUE_MAX + 1], v[EVENT_VALUE_MAX + 1], phone[40];
+		int at = (int)(p - text) + 1;
+		if (quoted_value(&p, raw, sizeof raw) != 0 || (*p && !isspace((unsigned char)*p))) {
+			rules_error(r->file, line, at, "block values are double-quoted strings of at most %d bytes",
+			            EVENT_VALUE_MAX);
+			return -1;
+		}
+		if (k->nblock >= IDKIND_BLOCK_MAX) {
+			rules_error(r->file, line, at, "more than %d block values for %s", IDKIND_BLOCK_MAX, k->name);
+			return -1;
+		}
+		fold_value(raw, v);
+		if (strcmp(k->name, "phone") == 0 && phone_normalise(v, phone, sizeof phone) == 0)
+			snprintf(v, sizeof v, "%s", phone);
+		k->block = xrealloc(k->block, (k->nblock + 1) * sizeof *k->block);
+		k->block[k->nblock++] = xstrdup(v);
+		nvalues++;
+	}
+	if (!nvalues) {
+		rules_error(r->file, line, col, "block needs at least one double-quoted value");
+		return -1;
+	}
+	qsort(k->block, k->nblock, sizeof *k->block, cmp_str);
+	return 0;
+}
+
+/* identity KIND [priority N] [max N] [shared N] [hash] [block "v" ...] */
+static int parse_identity(struct rules *r, struct words *ws, const char *text, int line)
 {
 	if (ws->n < 2) {
 		rules_error(r->file, line, ws->col[0], "identity needs a kind name");
@@ -137,9 +261,10 @@ static int parse_identity(struct rules *r, struct words *ws, int line)
 		memset(k, 0, sizeof *k);
 		snprintf(k->name, sizeof k->name, "%s", name);
 		k->priority = 100;
-		k->max = 0;
 	}
 	for (int i = 2; i < ws->n; i += 2) {
+		if (strcmp(ws->w[i], "block") == 0)
+			return parse_block_values(r, k, text, line, ws->col[i]);
 		if (strcmp(ws->w[i], "hash") == 0) {
 			if (!idhash_key()) {
 				rules_error(r->file, line, ws->col[i], "identity %s hash needs a key of at least %d bytes in $SMR_HASH_KEY",
@@ -151,9 +276,11 @@ static int parse_identity(struct rules *r, struct words *ws, int line)
 			continue;
 		}
 		int *field = strcmp(ws->w[i], "priority") == 0 ? &k->priority
-		           : strcmp(ws->w[i], "max") == 0 ? &k->max : NULL;
+		           : strcmp(ws->w[i], "max") == 0 ? &k->max
+		           : strcmp(ws->w[i], "shared") == 0 ? &k->shared : NULL;
 		if (!field) {
-			rules_error(r->file, line, ws->col[i], "expected \"priority\", \"max\" or \"hash\", got \"%s\"", ws->w[i]);
+			rules_error(r->file, line, ws->col[i], "expected \"priority\", \"max\", \"shared\", \"hash\" or \"block\", got \"%s\"",
+			            ws->w[i]);
 			return -1;
 		}
 		if (i + 1 >= ws->n || parse_small_int(ws->w[i + 1], field) != 0) {
@@ -259,7 +386,7 @@ static int parse_stream(struct rules *r, FILE *f)
 		} else if (strcmp(kw, "timezone") == 0) {
 			errors += parse_timezone(r, &ws, lineno) != 0;
 		} else if (strcmp(kw, "identity") == 0) {
-			errors += parse_identity(r, &ws, lineno) != 0;
+			errors += parse_identity(r, &ws, line, lineno) != 0;
 		} else if (in_list(line_keywords, kw)) {
 			keep_stmt(r, kw, line, lineno);
 		} else if (in_list(block_keywords, kw)) {

@@ -6,11 +6,16 @@
 
 #define IDKIND_NAME_MAX 32
 
+#define IDKIND_BLOCK_MAX 10000   /* block values per kind */
+
 struct idkind {
 	char name[IDKIND_NAME_MAX];
 	int priority;   /* lower wins when identifiers conflict */
 	int max;        /* most distinct values one person may hold; 0 = no limit */
 	int hash;       /* stored as a keyed hash (identity KIND hash) */
+	int shared;     /* most persons one value may link; 0 = not shareable */
+	char **block;   /* the kind's own placeholder values, lower case, sorted */
+	size_t nblock;
 };
 
 /* A statement kept for the tool that interprets it (tag, ladder, sop, ...). */
@@ -44,5 +49,10 @@ void rules_error(const char *file, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 const struct idkind *rules_idkind(const struct rules *r, const char *name);
+/* Whether VALUE of kind K is a placeholder that must never link anyone:
+ * a built-in one (empty, null, undefined, 0, ...; for phones, one digit
+ * repeated) or one of the kind's block values; without case, without
+ * surrounding spaces. Phones are checked both as given and normalised. */
+int idkind_blocked(const struct idkind *k, const char *value);
 
 #endif

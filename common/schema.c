@@ -158,5 +158,20 @@ const char *const smr_migrations[] = {
 	"CREATE UNIQUE INDEX touch_step_key ON touch(enrollment, step_key);\n"
 	"CREATE INDEX touch_waiting ON touch(sop, enrollment) WHERE state IN ('queued', 'deferred');\n"
 	"INSERT OR REPLACE INTO meta(key, value) VALUES ('sop.upgrade', 0);\n",
+	/* 3: a value of a shareable kind may link several persons, so an
+	 * identity row is unique per (kind, value, pid); rowid order is the
+	 * order values were linked. */
+	"CREATE TABLE identity_v2(\n"
+	"  kind TEXT NOT NULL,\n"
+	"  value TEXT NOT NULL,\n"
+	"  pid INTEGER NOT NULL,\n"
+	"  first_seen INTEGER NOT NULL,\n"
+	"  UNIQUE(kind, value, pid)\n"
+	");\n"
+	"INSERT INTO identity_v2(kind, value, pid, first_seen)\n"
+	"  SELECT kind, value, pid, first_seen FROM identity ORDER BY first_seen, kind, value;\n"
+	"DROP TABLE identity;\n"
+	"ALTER TABLE identity_v2 RENAME TO identity;\n"
+	"CREATE INDEX identity_pid ON identity(pid);\n",
 	NULL
 };

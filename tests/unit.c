@@ -768,6 +768,15 @@ static void check_invariants(struct fx *f, const char *label)
 			               f->r->kinds[k].name, f->r->kinds[k].max);
 	snprintf(name, sizeof name, "%s: no person holds more identifiers of a kind than its max", label);
 	expect_int(name, 0, over);
+	over = 0;
+	for (size_t k = 0; k < f->r->nkinds; k++)
+		over += (int)q(db, "SELECT count(*) FROM (SELECT 1 FROM identity WHERE kind = %Q GROUP BY value HAVING count(*) > %d)",
+		               f->r->kinds[k].name, f->r->kinds[k].shared > 0 ? f->r->kinds[k].shared : 1);
+	snprintf(name, sizeof name, "%s: no value links more persons than its kind's shared limit", label);
+	expect_int(name, 0, over);
+	snprintf(name, sizeof name, "%s: no placeholder value links anyone", label);
+	expect_int(name, 0, q(db, "SELECT count(*) FROM identity WHERE lower(trim(value)) IN ('undefined', 'null', 'none', '0', '-1', '-', 'unknown', '')"
+	                          " OR (kind = 'phone' AND value GLOB '0000*')"));
 }
 
 #define T0 1795176900 /* 2026-11-20T20:15:00+08:00 */
@@ -925,13 +934,15 @@ static void test_shared_cookie(void)
 	fx_close(&f);
 	expect_int("shared cookie: 50 unionids stay 50 persons", 50, q(f.db, "SELECT count(*) FROM person"));
 	expect_int("shared cookie: each unionid on its own person", 50, q(f.db, "SELECT count(DISTINCT pid) FROM identity WHERE kind = 'unionid'"));
-	expect_int("shared cookie: the cookie belongs to one person", 1, q(f.db, "SELECT count(*) FROM identity WHERE kind = 'cookie_id'"));
+	expect_int("shared cookie: the cookie links at most 5 persons (default shared 5)", 5,
+	           q(f.db, "SELECT count(*) FROM identity WHERE kind = 'cookie_id'"));
 	expect_int("shared cookie: every person has exactly its 2 events", 50, q(f.db, "SELECT count(*) FROM person WHERE events = 2"));
 	expect_int("shared cookie: phones attach to their own persons", 50,
 	           q(f.db, "SELECT count(*) FROM identity p JOIN identity u ON p.pid = u.pid AND u.kind = 'unionid'"
 	                   " WHERE p.kind = 'phone' AND substr(p.value, 8) + 0 = substr(u.value, 2) + 0"));
 	expect_int("shared cookie: no merges", 0, f.st.merges);
-	expect_int("shared cookie: conflicts logged", 98, q(f.db, "SELECT count(*) FROM conflict_log WHERE kind = 'cookie_id'"));
+	expect_int("shared cookie: each refusal past the 5th person logged", 90,
+	           q(f.db, "SELECT count(*) FROM conflict_log WHERE kind = 'cookie_id' AND reason LIKE 'not linked%%'"));
 	check_invariants(&f, "shared cookie");
 	fx_free(&f);
 }
@@ -975,6 +986,83 @@ static void test_cookie_limit(void)
 	expect_int("rules: phone stays with wb1's person", pw1, q(f.db, "SELECT pid FROM identity WHERE kind = 'phone'"));
 	check_invariants(&f, "rules limits");
 	fx_free(&f);
+}
+
+/* Four family members on one tablet, known only by their OpenIDs (no
+ * per-person limit): the tablet's cookie must not make them one person. */
+static void test_family_tablet(void)
+{
+	struct fx f;
+	if (fx_open(&f, 0, "identity cookie_id shared 3\n"))
+		return;
+	char json[256];
+	ing(&f, "{\"id\":\"a0\",\"type\":\"view\",\"ts\":1795176800,\"cookie_id\":\"tablet\"}"); /* anonymous first */
+	for (int i = 1; i <= 4; i++) {
+		snprintf(json, sizeof json, "{\"id\":\"f%d\",\"type\":\"view\",\"ts\":%d,\"openid\":\"o%d\",\"cookie_id\":\"tablet\"}",
+		         i, T0 + i, i);
+		ing(&f, json);
+	}
+	ing(&f, "{\"id\":\"a1\",\"type\":\"view\",\"ts\":1795177000,\"cookie_id\":\"tablet\"}"); /* anonymous again */
+	fx_close(&f);
+	expect_int("family tablet: four openids stay four persons", 4, q(f.db, "SELECT count(DISTINCT pid) FROM identity WHERE kind = 'openid'"));
+	expect_int("family tablet: the anonymous visit joins the first to log in", q(f.db, "SELECT pid FROM identity WHERE value = 'o1'"),
+	           q(f.db, "SELECT pid FROM event WHERE id = 'a0'"));
+	expect_int("family tablet: shared 3, the cookie links three persons", 3, q(f.db, "SELECT count(*) FROM identity WHERE value = 'tablet'"));
+	expect_int("family tablet: the fourth is refused and logged", 1,
+	           q(f.db, "SELECT count(*) FROM conflict_log WHERE value = 'tablet' AND reason LIKE 'not linked%%'"
+	                   " AND pid = (SELECT pid FROM identity WHERE value = 'o4')"));
+	expect_int("family tablet: a cookie-only visit goes to the person linked most recently",
+	           q(f.db, "SELECT pid FROM identity WHERE value = 'o3'"), q(f.db, "SELECT pid FROM event WHERE id = 'a1'"));
+	expect_int("family tablet: no merges", 0, f.st.merges);
+	check_invariants(&f, "family tablet");
+	fx_free(&f);
+
+	/* A value that is not shareable still merges as before. */
+	if (fx_open(&f, 0, NULL))
+		return;
+	ing(&f, "{\"id\":\"g1\",\"type\":\"view\",\"ts\":1795176901,\"openid\":\"o1\",\"unionid\":\"u1\"}");
+	ing(&f, "{\"id\":\"g2\",\"type\":\"view\",\"ts\":1795176902,\"openid\":\"o2\",\"unionid\":\"u1\"}");
+	fx_close(&f);
+	expect_int("not shareable: a unionid links two openids", 1, q(f.db, "SELECT count(DISTINCT pid) FROM identity WHERE kind = 'openid'"));
+	check_invariants(&f, "unionid links");
+	fx_free(&f);
+}
+
+/* Placeholder values never link anyone. */
+static void test_blocked(void)
+{
+	struct fx f;
+	if (fx_open(&f, 0, "identity openid block \"oTEST000\" \"test user\"\nidentity phone block \"+86 138 0000 0000\"\n"))
+		return;
+	static const char *const placeholders[] = {
+		"\"openid\":\"undefined\"", "\"openid\":\"NULL\"", "\"openid\":\"0\"", "\"openid\":0", "\"openid\":\"-\"",
+		"\"openid\":\" none \"", "\"openid\":-1", "\"phone\":\"00000000000\"", "\"phone\":\"11111111111\"",
+		"\"phone\":\"00000\"", "\"openid\":\"otest000\"", "\"openid\":\"Test User\"", "\"phone\":\"13800000000\"",
+		"\"cookie_id\":\"unknown\"", "\"openid\":\"nan\"", "\"openid\":\"   \"",
+	};
+	char json[256];
+	int n = (int)(sizeof placeholders / sizeof placeholders[0]);
+	for (int i = 0; i < n; i++) {
+		snprintf(json, sizeof json, "{\"id\":\"b%d\",\"type\":\"view\",\"ts\":%d,\"unionid\":\"u%d\",%s}", i, T0 + i, i,
+		         placeholders[i]);
+		ing(&f, json);
+	}
+	fx_close(&f);
+	expect_int("blocked: each unionid stays its own person", n, q(f.db, "SELECT count(*) FROM person"));
+	expect_int("blocked: no placeholder is stored", 0, q(f.db, "SELECT count(*) FROM identity WHERE kind != 'unionid'"));
+	expect_int("blocked: each is logged with reason 'blocked value'", n,
+	           q(f.db, "SELECT count(*) FROM conflict_log WHERE reason = 'blocked value' AND pid IS NOT NULL"));
+	check_invariants(&f, "blocked");
+	fx_free(&f);
+
+	struct rules *r = default_rules();
+	if (!r)
+		return;
+	ev_bad(r, "a record whose only identifier is a placeholder", "{" BASE ",\"openid\":\"undefined\"}", "blocked");
+	ev_bad(r, "a record whose only identifier is a zero phone", "{" BASE ",\"phone\":\"000-0000-0000\"}", "blocked");
+	ev_good(r, "a real value that contains a placeholder word", "{" BASE ",\"openid\":\"null-o1\"}");
+	ev_good(r, "a value of zeros and other digits", "{" BASE ",\"member_id\":\"0001\"}");
+	rules_free(r);
 }
 
 /* Facts stay right when merges happen across batch boundaries. */
@@ -1231,6 +1319,8 @@ int main(void)
 	test_recycled_phone();
 	test_shared_cookie();
 	test_cookie_limit();
+	test_family_tablet();
+	test_blocked();
 	test_facts_batches();
 	test_random();
 	test_render();

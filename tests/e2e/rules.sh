@@ -25,9 +25,10 @@ printf '%s\n' '{"id":"a","type":"view","ts":1,"unionid":"ua","cookie_id":"x1"}' 
 	'{"id":"c","type":"view","ts":1,"member_id":"mb","cookie_id":"x3"}' \
 	'{"id":"d","type":"view","ts":1,"member_id":"mb","cookie_id":"x1"}' >share.ndjson
 run --db share.db --rules c2.rules share.ndjson
-summary "rules cookie_id max 2: a third cookie would break the limit, no merge" "4 4 0 0 2 0 1"
+summary "rules cookie_id max 2: a cookie seen with two persons links both, no merge" "4 4 0 0 2 0 0"
+eq "rules cookie_id max 2: x1 links both persons" 2 "$(sq share.db "SELECT count(*) FROM identity WHERE value = 'x1'")"
 run --db share5.db share.ndjson
-summary "built-in cookie_id max 5: the same input merges" "4 4 0 0 2 1 0"
+summary "built-in cookie_id shared 5: a shareable cookie never merges" "4 4 0 0 2 0 0"
 
 # --- a declared kind with priority and max ------------------------------------
 printf '%s\n' '{"id":"w1","type":"view","ts":1,"ids":{"weibo_uid":"wb1"},"phone":"13600000000"}' \

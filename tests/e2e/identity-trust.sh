@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Identity that can be trusted: placeholder values never link anyone, a
+# shared device links at most `shared N` persons, rules for both are checked.
+. "$(dirname "$0")/../lib.sh"
+
+# Placeholders: real exports are full of "undefined", 0 and 00000000000.
+{
+	echo '{"id":"p1","type":"view","ts":1,"openid":"undefined","unionid":"u1"}'
+	echo '{"id":"p2","type":"view","ts":2,"openid":"undefined","unionid":"u2"}'
+	echo '{"id":"p3","type":"view","ts":3,"openid":0,"phone":"00000000000","unionid":"u3"}'
+	echo '{"id":"p4","type":"view","ts":4,"openid":"NULL","member_id":"-1","unionid":"u4"}'
+	echo '{"id":"p5","type":"view","ts":5,"openid":"undefined"}'
+	echo '{"id":"p6","type":"view","ts":6,"phone":"00000","cookie_id":" none "}'
+	echo '{"id":"p7","type":"view","ts":7,"openid":"oTEST1","unionid":"u7"}'
+	echo '{"id":"p8","type":"view","ts":8,"openid":"otest1","unionid":"u8"}'
+} >ph.ndjson
+printf 'identity openid block "oTEST1"\n' >ph.rules
+run --db ph.db --rules ph.rules --rejects ph.rej ph.ndjson
+status "placeholders: records with only placeholders are rejected (exit 1)" 1
+summary "placeholders: six stored, two rejected, six persons" "8 6 0 2 6 0 0"
+eq "placeholders: no placeholder is stored" "0" "$(sq ph.db "SELECT count(*) FROM identity WHERE kind != 'unionid'")"
+eq "placeholders: strangers sharing one stay apart" "6" "$(sq ph.db "SELECT count(DISTINCT pid) FROM event")"
+eq "placeholders: each logged as 'blocked value'" "8" "$(sq ph.db "SELECT count(*) FROM conflict_log WHERE reason = 'blocked value'")"
+check "placeholders: the reject names the placeholder" has_line "$T/err" 'ph.ndjson:5: no usable identifier: openid "undefined" is a placeholder'
+check "placeholders: an all-zero phone is not a phone" has_line "$T/err" 'ph.ndjson:6: no usable identifier: phone "00000"'
+eq "placeholders: the rejects file holds the two records" "p5 p6" "$(sed 's/.*"id":"\([^"]*\)".*/\1/' ph.rej | tr '\n' ' ' | sed 's/ $//')"
+facts_consistent "placeholders" ph.db
+
+# A family of four on one tablet, known only by OpenIDs (no per-person limit).
+{
+	echo '{"id":"f0","type":"view","ts":100,"cookie_id":"tablet"}'
+	for i in 1 2 3 4; do echo "{\"id\":\"f$i\",\"type\":\"view\",\"ts\":10$i,\"openid\":\"o$i\",\"cookie_id\":\"tablet\"}"; done
+	echo '{"id":"f9","type":"view","ts":109,"cookie_id":"tablet"}'
+} >fam.ndjson
+printf 'identity cookie_id shared 2\n' >fam.rules
+run --db fam.db --rules fam.rules fam.ndjson
+status "tablet: exit 0" 0
+eq "tablet: four OpenIDs are four persons" "4" "$(sq fam.db "SELECT count(DISTINCT pid) FROM identity WHERE kind = 'openid'")"
+eq "tablet: shared 2 links the cookie to two persons" "2" "$(sq fam.db "SELECT count(*) FROM identity WHERE value = 'tablet'")"
+eq "tablet: two refusals logged" "2" "$(sq fam.db "SELECT count(*) FROM conflict_log WHERE value = 'tablet' AND reason LIKE 'not linked%'")"
+eq "tablet: the anonymous visit stays with the first to log in" \
+	"$(sq fam.db "SELECT pid FROM identity WHERE value = 'o1'")" "$(sq fam.db "SELECT pid FROM event WHERE id = 'f0'")"
+eq "tablet: a later cookie-only visit goes to the person linked last" \
+	"$(sq fam.db "SELECT pid FROM identity WHERE value = 'o2'")" "$(sq fam.db "SELECT pid FROM event WHERE id = 'f9'")"
+facts_consistent "tablet" fam.db
+
+# The rules: shared and block are checked by smr-tag --check.
+printf 'identity cookie_id shared 3 max 5\nidentity openid block "a b" "c\\"d"\n' >ok.rules
+invoke - "$T/out" "$T/err" "$SMR_BIN/smr-tag" --check --rules ok.rules
+status_is "rules: shared and block values pass --check" "$INVOKED" 0 "$T/err"
+printf 'identity phone block\nidentity cookie_id shared x\nidentity anon_id block oops\nidentity openid block "x" priority 2\n' >bad.rules
+invoke - "$T/out" "$T/err" "$SMR_BIN/smr-tag" --check --rules bad.rules
+status_is "rules: bad block and shared fail --check (exit 2)" "$INVOKED" 2 "$T/err"
+check "rules: block without a value is named" has_line "$T/err" 'bad.rules:1:16: block needs at least one'
+check "rules: shared needs a number" has_line "$T/err" 'bad.rules:2:[0-9]+: shared needs a non-negative integer'
+check "rules: an unquoted block value is named" has_line "$T/err" 'bad.rules:3:24: block values are double-quoted'
+check "rules: block must come last" has_line "$T/err" 'bad.rules:4:[0-9]+: block values are double-quoted'
+
+finish
