@@ -17,7 +17,19 @@ static const char *const merge_sql[NMERGE] = {
 	"ON CONFLICT(pid, tag) DO UPDATE SET since = min(since, excluded.since)",
 	"DELETE FROM tag WHERE pid = ?2",
 	"UPDATE tag_log SET pid = ?1 WHERE pid = ?2",
-	"UPDATE person SET attrs = json_patch((SELECT attrs FROM person WHERE pid = ?2), attrs), "
+	/* per attribute, the one set by the later profile event wins; an
+	 * attribute without a time (from before attrs_at) loses to one with */
+	"WITH s AS (SELECT attrs, coalesce(attrs_at, '{}') AS at FROM person WHERE pid = ?1), "
+	"m AS (SELECT attrs, coalesce(attrs_at, '{}') AS at FROM person WHERE pid = ?2), "
+	"k(key) AS (SELECT key FROM s, json_each(s.attrs) UNION SELECT key FROM m, json_each(m.attrs) "
+	"  UNION SELECT key FROM m, json_each(m.at)), "
+	"pick AS (SELECT k.key, coalesce(m.at ->> k.key, -1) > coalesce(s.at ->> k.key, -1) "
+	"  OR (s.attrs -> k.key IS NULL AND s.at ->> k.key IS NULL) AS from_m FROM k, s, m) "
+	"UPDATE person SET "
+	"attrs = (SELECT json_group_object(p.key, iif(from_m, m.attrs -> p.key, s.attrs -> p.key)) FROM pick AS p, s, m "
+	"  WHERE iif(from_m, m.attrs -> p.key, s.attrs -> p.key) IS NOT NULL), "
+	"attrs_at = (SELECT json_group_object(p.key, iif(from_m, m.at ->> p.key, s.at ->> p.key)) FROM pick AS p, s, m "
+	"  WHERE iif(from_m, m.at ->> p.key, s.at ->> p.key) IS NOT NULL), "
 	"created_at = min(created_at, (SELECT created_at FROM person WHERE pid = ?2)) WHERE pid = ?1",
 	"UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
 	"(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "

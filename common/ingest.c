@@ -27,7 +27,15 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 	in->insert = db_prepare(db,
 		"INSERT INTO event(id, pid, type, ts, item, amount, channel, text, expires, group_id, staff, props, ingested_at) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
-	in->attrs = db_prepare(db, "UPDATE person SET attrs = json_patch(attrs, ?2) WHERE pid = ?1");
+	/* each attribute only if this event (ts ?3) is not older than the one
+	 * that set it last */
+	in->attrs = db_prepare(db,
+		"UPDATE person SET "
+		"attrs = json_patch(attrs, (SELECT json_group_object(j.key, ?2 -> j.key) FROM json_each(?2) AS j "
+		"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))), "
+		"attrs_at = json_patch(coalesce(attrs_at, '{}'), (SELECT json_group_object(j.key, ?3) FROM json_each(?2) AS j "
+		"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))) "
+		"WHERE pid = ?1");
 	in->max_eid = db_prepare(db, "SELECT coalesce(max(eid), 0) FROM event");
 	/* NOT INDEXED: read this batch's events by rowid range. Left to itself
 	 * the planner walks the whole event_pid index (to skip the GROUP BY
@@ -82,7 +90,8 @@ static int seen_before(struct ingest *in, const char *id)
 }
 
 /* Profile attributes (and the owning staff member from profile and
- * friend_add) are merged into person.attrs. */
+ * friend_add) are merged into person.attrs, each unless a later profile
+ * event (by ts) already set it. */
 static void update_attrs(struct ingest *in, const struct event *ev, int64_t pid)
 {
 	int profile = strcmp(ev->type, "profile") == 0;
@@ -100,6 +109,7 @@ static void update_attrs(struct ingest *in, const struct event *ev, int64_t pid)
 		smr_die(SMR_FATAL, "out of memory");
 	db_bind_int(in->db, in->attrs, 1, pid);
 	db_bind_text(in->db, in->attrs, 2, text);
+	db_bind_int(in->db, in->attrs, 3, ev->ts);
 	db_run(in->db, in->attrs);
 	free(text);
 }

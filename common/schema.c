@@ -173,5 +173,8 @@ const char *const smr_migrations[] = {
 	"DROP TABLE identity;\n"
 	"ALTER TABLE identity_v2 RENAME TO identity;\n"
 	"CREATE INDEX identity_pid ON identity(pid);\n",
+	/* 3: per attribute, the ts of the profile event that set it, so the
+	 * newest wins in any ingest order and through merges. */
+	"ALTER TABLE person ADD COLUMN attrs_at TEXT;\n",
 	NULL
 };

@@ -1028,6 +1028,34 @@ static void test_family_tablet(void)
 	fx_free(&f);
 }
 
+/* Profile attributes: per attribute, the latest profile event by ts wins,
+ * through ingest order and through merges. */
+static void test_attrs_newest(void)
+{
+	struct fx f;
+	if (fx_open(&f, 0, NULL))
+		return;
+	/* p1 (survivor, lower pid): an old city and a new level; p2: a newer city */
+	ing(&f, "{\"id\":\"n1\",\"type\":\"profile\",\"ts\":1000,\"unionid\":\"uA\",\"city\":\"上海\",\"level\":\"gold\"}");
+	ing(&f, "{\"id\":\"n2\",\"type\":\"profile\",\"ts\":3000,\"unionid\":\"uA\",\"level\":\"diamond\"}");
+	ing(&f, "{\"id\":\"n3\",\"type\":\"profile\",\"ts\":2000,\"phone\":\"13900000009\",\"city\":\"北京\",\"level\":\"silver\",\"vip\":true}");
+	/* an older profile ingested later does not override */
+	ing(&f, "{\"id\":\"n4\",\"type\":\"profile\",\"ts\":500,\"phone\":\"13900000009\",\"city\":\"广州\",\"nickname\":\"小李\"}");
+	ing(&f, "{\"id\":\"n5\",\"type\":\"view\",\"ts\":4000,\"unionid\":\"uA\",\"phone\":\"13900000009\"}");
+	fx_close(&f);
+	expect_int("attrs: the merge happened", 1, f.st.merges);
+	expect_int("attrs: the merged person's newer city wins over the survivor's older one", 1,
+	           q(f.db, "SELECT json_extract(attrs, '$.city') = '北京' FROM person WHERE pid = 1"));
+	expect_int("attrs: the survivor's newer level wins over the merged person's older one", 1,
+	           q(f.db, "SELECT json_extract(attrs, '$.level') = 'diamond' FROM person WHERE pid = 1"));
+	expect_int("attrs: an attribute only the merged person had is kept, with its JSON type", 1,
+	           q(f.db, "SELECT json_type(attrs, '$.vip') = 'true' FROM person WHERE pid = 1"));
+	expect_int("attrs: an older profile ingested later sets only what is missing", 1,
+	           q(f.db, "SELECT json_extract(attrs, '$.nickname') = '小李' FROM person WHERE pid = 1"));
+	check_invariants(&f, "attrs newest");
+	fx_free(&f);
+}
+
 /* Placeholder values never link anyone. */
 static void test_blocked(void)
 {
@@ -1321,6 +1349,7 @@ int main(void)
 	test_cookie_limit();
 	test_family_tablet();
 	test_blocked();
+	test_attrs_newest();
 	test_facts_batches();
 	test_random();
 	test_render();
