@@ -36,6 +36,8 @@ struct source {
 	char *raw;                  /* raw bytes of the record being built */
 	size_t rawlen, rawcap;
 	long rec_line;
+	int in_quotes;              /* the record's raw bytes end inside quotes */
+	int oversize;               /* over the limit: skipping to its real end */
 	char rec_err[256];          /* first problem seen in this record */
 	char header_err[200];       /* a bad header rejects every row */
 	int at_eof;
@@ -231,8 +233,13 @@ static int next_ndjson(struct source *s, struct record *rec)
 	}
 }
 
+/* Appends a line to the record's raw bytes, keeping track of whether they
+ * end inside a quoted field: a record ends only at a newline outside
+ * quotes (each '"' opens or closes a quote; a doubled one does both). */
 static void raw_append(struct source *s, const char *p, size_t n)
 {
+	for (const char *q = memchr(p, '"', n); q; q = memchr(q + 1, '"', n - (size_t)(q + 1 - p)))
+		s->in_quotes = !s->in_quotes;
 	if (s->rawlen + n + 2 > s->rawcap) {
 		s->rawcap = (s->rawlen + n + 2) * 2;
 		s->raw = xrealloc(s->raw, s->rawcap);
@@ -269,6 +276,8 @@ static int csv_next_row(struct source *s, struct record *rec)
 	s->row_done = 0;
 	row_reset(&s->row);
 	s->rec_line = 0;
+	s->in_quotes = 0;
+	s->oversize = 0;
 	while (!s->row_done) {
 		if (s->at_eof)
 			return 0;
@@ -286,15 +295,20 @@ static int csv_next_row(struct source *s, struct record *rec)
 			s->row_done = 1;
 			break;
 		}
-		if (!s->rec_line)
-			s->rec_line = s->lineno;
 		if (n == 0 && s->rawlen == 0)
 			continue; /* blank line between records */
+		if (!s->rec_line)
+			s->rec_line = s->lineno;
 		raw_append(s, s->line, (size_t)n);
-		if (s->rawlen > SOURCE_LINE_MAX) {
+		if (s->rawlen > SOURCE_LINE_MAX && !s->oversize) {
+			/* stop parsing, but read on to the record's real end */
 			set_rec_err(s, "record longer than 1048576 bytes");
 			csv_restart(s);
-			break;
+			s->oversize = 1;
+		}
+		if (s->oversize) {
+			s->row_done = !s->in_quotes;
+			continue;
 		}
 		const char *text;
 		size_t len;

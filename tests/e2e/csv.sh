@@ -115,6 +115,29 @@ status "GBK CSV without --encoding: exit 1" 1
 check "GBK CSV without --encoding: rejected as invalid UTF-8" has_line "$T/err" '^smr-ingest: gbk\.csv:2: .*UTF-8'
 run --db gbk3.db --encoding GBK --rejects gbk.rej gbk.csv
 summary "--encoding GBK (upper case) accepted" "2 2 0 0 2 0 0"
+# A record over 1 MiB whose quoted text holds lines that look like records:
+# reading resumes after the record's real end, not inside its quotes.
+{
+	printf 'id,type,ts,unionid,text\n'
+	printf 'big1,message,1,ub,"%s\n' "$(head -c 1100000 /dev/zero | tr '\0' x)"
+	printf 'fake1,view,1,uFake\n'
+	printf 'fake2,view,1,uFake2,"""quoted"""\n'
+	printf 'end of text"\n'
+	printf 'after1,view,2,uAfter,\n'
+} >big.csv
+run --db big.db --rejects big.rej big.csv
+status "CSV record over 1 MiB: exit 1" 1
+summary "CSV record over 1 MiB: one reject, the next real record stored" "2 1 0 1 1 0 0"
+eq "CSV record over 1 MiB: no line inside its quotes is stored" "after1" "$(sq big.db 'SELECT group_concat(id) FROM event')"
+check "CSV record over 1 MiB: reported at its first line" has_line "$T/err" '^smr-ingest: big\.csv:2: record longer than'
+eq "CSV record over 1 MiB: the whole record in the rejects" "$(sed -n '1,5p' big.csv | md5sum)" "$(md5sum <big.rej)"
+
+# Blank lines between records do not shift the line a reject names.
+printf 'id,type,ts,unionid\n\n\nl1,view,1,u1\n\n\nl2,view,bad,u2\n\nl3,view,1,u3,extra\n' >blank.csv
+run --db blank.db blank.csv
+check "CSV after blank lines: a bad ts names its own line" has_line "$T/err" '^smr-ingest: blank\.csv:7: .*ts'
+check "CSV after blank lines: a row with too many fields names its own line" has_line "$T/err" '^smr-ingest: blank\.csv:9: .*fields'
+
 # GBK NDJSON too.
 printf '{"id":"n1","type":"message","ts":1,"unionid":"un","text":"你好"}\n' | iconv -f UTF-8 -t GBK >gbk.ndjson
 run --db gbk4.db --encoding gbk gbk.ndjson
