@@ -8,9 +8,11 @@
 #include "../common/source.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
 	"smr-ingest [--db PATH] [--rules PATH] [--now TIME] [--format ndjson|csv]\n"
@@ -24,7 +26,10 @@ struct run {
 	const char *encoding;
 	const char *rejects_path;
 	FILE *rejects;
+	FILE *spool;                /* this batch's rejects, written after it commits */
+	long spooled;
 	int batch;
+	sqlite3 *db;
 	struct rules *rules;
 	struct ingest *in;
 	struct ingest_stats st;
@@ -69,27 +74,62 @@ static void parse_args(struct run *r, int argc, char **argv)
 	opts_defaults(&r->o);
 }
 
-static void write_reject(struct run *r, struct source *src, const struct record *rec, int *header_done)
+/* Rejects hold raw personal data: 0600 like the database. */
+static void open_rejects(struct run *r)
 {
-	if (!r->rejects)
+	int fd = open(r->rejects_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	r->rejects = fd >= 0 ? fdopen(fd, "a") : NULL;
+	r->spool = tmpfile();
+	if (!r->rejects || !r->spool)
+		smr_die(SMR_FATAL, "%s: %s", r->spool ? r->rejects_path : "temporary file", strerror(errno));
+}
+
+/* Move the spooled rejects to the rejects file. Called only when nothing
+ * read before them is uncommitted, so that a run that fails (exit 3) has
+ * written no reject of the batch it rolled back, and running it again
+ * writes that batch's rejects once. */
+static void flush_rejects(struct run *r)
+{
+	char buf[65536];
+	size_t n;
+	if (!r->spooled)
 		return;
+	if (fflush(r->spool) != 0 || fseek(r->spool, 0, SEEK_SET) != 0)
+		smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
+	while ((n = fread(buf, 1, sizeof buf, r->spool)) > 0)
+		if (fwrite(buf, 1, n, r->rejects) != n)
+			smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
+	if (ferror(r->spool) || fflush(r->rejects) != 0)
+		smr_die(SMR_FATAL, "%s: %s", ferror(r->spool) ? "temporary file" : r->rejects_path, strerror(errno));
+	if (fseek(r->spool, 0, SEEK_SET) != 0 || ftruncate(fileno(r->spool), 0) != 0)
+		smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
+	r->spooled = 0;
+}
+
+static void spool_reject(struct run *r, struct source *src, const struct record *rec, int *header_done)
+{
 	if (source_format(src) == FORMAT_CSV && !*header_done) {
 		size_t hlen;
 		const char *h = source_header(src, &hlen);
-		if (h && (fwrite(h, 1, hlen, r->rejects) != hlen || fputc('\n', r->rejects) == EOF))
-			smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
+		if (h && (fwrite(h, 1, hlen, r->spool) != hlen || fputc('\n', r->spool) == EOF))
+			smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
 		*header_done = 1;
 	}
-	if (fwrite(rec->raw, 1, rec->rawlen, r->rejects) != rec->rawlen || fputc('\n', r->rejects) == EOF ||
-	    fflush(r->rejects) != 0)
-		smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
+	if (fwrite(rec->raw, 1, rec->rawlen, r->spool) != rec->rawlen || fputc('\n', r->spool) == EOF)
+		smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
+	/* a batch's worth of rejects: commit what came before them, write */
+	if (++r->spooled >= (r->batch ? r->batch : INGEST_BATCH)) {
+		ingest_commit(r->in);
+		flush_rejects(r);
+	}
 }
 
 static void reject(struct run *r, struct source *src, const struct record *rec, const char *why, int *header_done)
 {
 	r->st.rejected++;
 	smr_warnx(source_name(src), rec->line, "%s", why);
-	write_reject(r, src, rec, header_done);
+	if (r->rejects)
+		spool_reject(r, src, rec, header_done);
 }
 
 /* Returns 0, or -1 on a read error (reported). */
@@ -108,6 +148,8 @@ static int ingest_source(struct run *r, struct source *src)
 		} else {
 			ingest_event(r->in, &ev);
 			event_clear(&ev);
+			if (r->spooled && sqlite3_get_autocommit(r->db))
+				flush_rejects(r); /* the batch before them committed */
 		}
 		record_clear(&rec);
 	}
@@ -148,13 +190,11 @@ int main(int argc, char **argv)
 		if (!srcs[i])
 			smr_die(SMR_FATAL, "%s: %s", files[i], err);
 	}
-	if (r.rejects_path) {
-		r.rejects = fopen(r.rejects_path, "a");
-		if (!r.rejects)
-			smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
-	}
+	if (r.rejects_path)
+		open_rejects(&r);
 
 	sqlite3 *db = db_open(r.o.db);
+	r.db = db;
 	r.in = ingest_open(db, r.rules, r.o.now, r.batch);
 	int io_failed = 0;
 	for (int i = 0; i < nfiles && !io_failed; i++) {
@@ -167,8 +207,12 @@ int main(int argc, char **argv)
 	free(srcs);
 	ingest_close(r.in, &r.st);
 	db_close(db);
-	if (r.rejects && fclose(r.rejects) != 0)
-		smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
+	if (r.rejects) {
+		flush_rejects(&r);
+		fclose(r.spool);
+		if (fclose(r.rejects) != 0)
+			smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
+	}
 	rules_free(r.rules);
 	print_summary(&r.st);
 	if (io_failed)

@@ -117,4 +117,31 @@ printf '%s%s"}\n' "$pre" "$(head -c $((1048576 - ${#pre} - 2)) /dev/zero | tr '\
 run --db t4.db edge.ndjson
 eq "a line of exactly 1 MiB is accepted ($(($(wc -c <edge.ndjson) - 1)) bytes)" "0 1" "$RC $(field inserted)"
 
+# Rejects hold raw personal data: created 0600 whatever the umask.
+rm -f mode.rej
+(umask 022 && "$ING" --db mode.db --rejects mode.rej "$B" >/dev/null 2>&1)
+eq "rejects file created 0600 under umask 022" "600" "$(stat -c %a mode.rej)"
+
+# Rejects are written after their batch commits: a run that fails with
+# exit 3 before committing wrote none of that batch's rejects, so running
+# it again writes each exactly once.
+printf '%s\n' '{"id":"x1","type":"view","ts":1}' '{"id":"x2","type":"view","ts":1,"unionid":"ux2"}' \
+	'{"id":"x3","type":"order","ts":1,"unionid":"ux3"}' '{"id":"x4","type":"view","ts":1,"unionid":"ux4"}' >x.ndjson
+"$ING" --db x.db </dev/null >/dev/null 2>&1
+sq x.db "CREATE TRIGGER boom BEFORE INSERT ON event WHEN NEW.id = 'x4' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
+run --db x.db --rejects x.rej x.ndjson
+status "database failure mid-batch: exit 3" 3
+eq "database failure mid-batch: no rejects written for the rolled-back batch" "0" "$(wc -l <x.rej)"
+sq x.db "DROP TRIGGER boom"
+run --db x.db --rejects x.rej x.ndjson
+status "re-run after exit 3: exit 1" 1
+eq "re-run after exit 3: each reject exactly once" "x1 x3" "$(sed 's/.*"id":"\([^"]*\)".*/\1/' x.rej | tr '\n' ' ' | sed 's/ $//')"
+# With small batches each batch's rejects follow its commit, in input order.
+run --db y.db --batch 1 --rejects y.rej x.ndjson
+eq "--batch 1: rejects in input order" "x1 x3" "$(sed 's/.*"id":"\([^"]*\)".*/\1/' y.rej | tr '\n' ' ' | sed 's/ $//')"
+# Only rejects, no event: still written (in bounded spools).
+printf '{"id":"r%d","type":"view","ts":1}\n' $(seq 1 25) >onlybad.ndjson
+run --db z.db --batch 10 --rejects z.rej onlybad.ndjson
+eq "only rejects: all 25 written" "25" "$(wc -l <z.rej)"
+
 finish
