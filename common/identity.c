@@ -58,8 +58,10 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 	struct idres *ir = xcalloc(1, sizeof *ir);
 	ir->db = db;
 	ir->rules = r;
-	/* the person a value was linked to most recently */
-	ir->lookup = db_prepare(db, "SELECT pid FROM identity WHERE kind = ?1 AND value = ?2 ORDER BY rowid DESC LIMIT 1");
+	/* the person a value was linked to most recently (pid comes from the
+	 * row of max(rowid); NULL, read as 0, when the value is unknown): no
+	 * sort, unlike ORDER BY rowid DESC LIMIT 1 */
+	ir->lookup = db_prepare(db, "SELECT pid, max(rowid) FROM identity WHERE kind = ?1 AND value = ?2");
 	ir->holders = db_prepare(db,
 		"SELECT count(*), coalesce(max(pid = ?3), 0) FROM identity WHERE kind = ?1 AND value = ?2");
 	ir->attach = db_prepare(db, "INSERT OR IGNORE INTO identity(kind, value, pid, first_seen) VALUES (?1, ?2, ?3, ?4)");
