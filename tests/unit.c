@@ -1192,7 +1192,10 @@ static void test_random(void)
 				default: n += snprintf(json + n, sizeof json - (size_t)n, ",\"openid\":\"o%u\"", rnd(200)); break;
 				}
 			}
-			/* A kind drawn twice repeats a key: json_loads keeps the last. */
+			/* placeholders next to real identifiers (a kind drawn twice
+			 * repeats a key: json_loads keeps the last) */
+			if (rnd(4) == 0)
+				n += snprintf(json + n, sizeof json - (size_t)n, ",\"ids\":{\"anon_id\":\"null\",\"openid\":\"undefined\"}");
 			snprintf(json + n, sizeof json - (size_t)n, "}");
 			ing(&f, json);
 		}
