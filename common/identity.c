@@ -338,11 +338,8 @@ static void link_shared(struct idres *ir, const struct event *ev, const struct i
 static int64_t resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
 {
 	int64_t pids[EVENT_MAX_IDS], sub_pids[EVENT_MAX_IDS];
-	struct event sub; /* EV's identifiers of kinds that are not shareable */
+	struct event sub = {.id = ev->id, .ts = ev->ts}; /* EV's identifiers of kinds not shareable */
 	int weak = -1, nweak = 0, sub_known = 0;
-	sub.id = ev->id;
-	sub.ts = ev->ts;
-	sub.nids = 0;
 	for (int i = 0; i < ev->nids; i++) {
 		pids[i] = lookup(ir, &ev->ids[i]);
 		if (ev->ids[i].kind->shared > 0) {
@@ -359,16 +356,14 @@ static int64_t resolve(struct idres *ir, const struct event *ev, int64_t batch_s
 		return resolve_linked(ir, ev, pids, batch_start, now);
 
 	int64_t pid;
-	if (sub_known || (weak < 0 && sub.nids > 0)) {
-		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now);
-	} else if (weak >= 0 && (sub.nids == 0 || joins_weak_holder(ir, pids[weak], &sub))) {
+	if (weak >= 0 && !sub_known && (sub.nids == 0 || joins_weak_holder(ir, pids[weak], &sub))) {
 		pid = pids[weak];
 		for (int i = 0; i < sub.nids; i++)
 			attach(ir, &sub.ids[i], pid, ev->ts);
-	} else if (weak >= 0) {
-		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now); /* a new person */
+	} else if (sub.nids > 0) {
+		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now); /* a new person if none is known */
 	} else {
-		pid = new_person(ir, now);
+		pid = new_person(ir, now); /* only shareable values, all new */
 	}
 	for (int i = 0; i < ev->nids; i++)
 		if (ev->ids[i].kind->shared > 0 && pids[i] != pid)
