@@ -1235,6 +1235,41 @@ static void test_schema(void)
 	expect_int("db_meta_set then db_meta_get", 77, db_meta_get(db, "watermark", 5));
 	expect_int("db_meta_get default", 5, db_meta_get(db, "absent", 5));
 	db_close(db);
+
+	/* A version-1 database with identities and attributes migrates to the
+	 * current schema keeping them, and then takes a value shared by two. */
+	char path[] = "/tmp/smr-unit-v1-XXXXXX";
+	int fd = mkstemp(path);
+	sqlite3 *raw = NULL;
+	if (fd < 0 || sqlite3_open(path, &raw) != SQLITE_OK ||
+	    sqlite3_exec(raw, smr_schema_v1, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(raw, "INSERT INTO person(pid, created_at, attrs) VALUES (1, 1, '{\"city\":\"SH\"}');"
+	                      "INSERT INTO identity VALUES ('unionid', 'u1', 1, 10), ('cookie_id', 'c1', 1, 10);"
+	                      "PRAGMA user_version = 1;", NULL, NULL, NULL) != SQLITE_OK) {
+		report(0, "make a version-1 database", "%s", raw ? sqlite3_errmsg(raw) : "mkstemp");
+	} else {
+		sqlite3_close(raw);
+		raw = NULL;
+		db = db_open(path);
+		expect_int("migration from version 1: identities kept", 2, q(db, "SELECT count(*) FROM identity WHERE pid = 1"));
+		expect_int("migration from version 1: attributes kept", 1, q(db, "SELECT attrs ->> 'city' = 'SH' FROM person"));
+		sqlite3_exec(db, "INSERT INTO identity VALUES ('cookie_id', 'c1', 2, 11)", NULL, NULL, NULL);
+		expect_int("migration from version 1: a value may then link two persons", 2,
+		           q(db, "SELECT count(*) FROM identity WHERE value = 'c1'"));
+		expect_int("migration from version 1: still one row per (kind, value, pid)", SQLITE_CONSTRAINT,
+		           sqlite3_exec(db, "INSERT INTO identity VALUES ('cookie_id', 'c1', 2, 12)", NULL, NULL, NULL) & 0xff);
+		db_close(db);
+	}
+	sqlite3_close(raw);
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+		char side[64];
+		snprintf(side, sizeof side, "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof side, "%s-shm", path);
+		unlink(side);
+	}
 }
 
 /* Templates: values, fallbacks for missing and empty values, numbers, and
