@@ -304,16 +304,21 @@ static int joins_weak_holder(struct idres *ir, int64_t pid, const struct event *
 }
 
 /* Link shareable value ID to PID too, unless it already links the most
- * persons its kind allows or PID holds the most values of the kind. */
-static void link_shared(struct idres *ir, const struct event *ev, const struct ident *id, int64_t pid, int64_t now)
+ * persons its kind allows or PID holds the most values of the kind.
+ * KNOWN: the value was linked to someone when the event was looked up. */
+static void link_shared(struct idres *ir, const struct event *ev, const struct ident *id, int known, int64_t pid,
+                        int64_t now)
 {
-	sqlite3_stmt *st = ir->holders;
-	db_bind_text(ir->db, st, 1, id->kind->name);
-	db_bind_text(ir->db, st, 2, id->value);
-	db_bind_int(ir->db, st, 3, pid);
-	int holders = db_row(ir->db, st) ? sqlite3_column_int(st, 0) : 0;
-	int held = holders && sqlite3_column_int(st, 1);
-	sqlite3_reset(st);
+	int holders = 0, held = 0;
+	if (known) {
+		sqlite3_stmt *st = ir->holders;
+		db_bind_text(ir->db, st, 1, id->kind->name);
+		db_bind_text(ir->db, st, 2, id->value);
+		db_bind_int(ir->db, st, 3, pid);
+		holders = db_row(ir->db, st) ? sqlite3_column_int(st, 0) : 0;
+		held = holders && sqlite3_column_int(st, 1);
+		sqlite3_reset(st);
+	}
 	if (held)
 		return;
 	int *counts = xcalloc(ir->rules->nkinds, sizeof *counts);
@@ -352,22 +357,20 @@ static int64_t resolve(struct idres *ir, const struct event *ev, int64_t batch_s
 		sub_pids[sub.nids] = pids[i];
 		sub.ids[sub.nids++] = ev->ids[i];
 	}
-	if (nweak == 0)
-		return resolve_linked(ir, ev, pids, batch_start, now);
+	if (nweak == 0 || (weak < 0 && !sub_known))
+		return resolve_linked(ir, ev, pids, batch_start, now); /* nothing shared is known: as before */
 
 	int64_t pid;
-	if (weak >= 0 && !sub_known && (sub.nids == 0 || joins_weak_holder(ir, pids[weak], &sub))) {
-		pid = pids[weak];
+	if (!sub_known && (sub.nids == 0 || joins_weak_holder(ir, pids[weak], &sub))) {
+		pid = pids[weak]; /* WEAK is known here */
 		for (int i = 0; i < sub.nids; i++)
 			attach(ir, &sub.ids[i], pid, ev->ts);
-	} else if (sub.nids > 0) {
-		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now); /* a new person if none is known */
 	} else {
-		pid = new_person(ir, now); /* only shareable values, all new */
+		pid = resolve_linked(ir, &sub, sub_pids, batch_start, now); /* a new person if none is known */
 	}
 	for (int i = 0; i < ev->nids; i++)
 		if (ev->ids[i].kind->shared > 0 && pids[i] != pid)
-			link_shared(ir, ev, &ev->ids[i], pid, now);
+			link_shared(ir, ev, &ev->ids[i], pids[i] != 0, pid, now);
 	return pid;
 }
 
