@@ -286,19 +286,21 @@ static int64_t resolve_linked(struct idres *ir, const struct event *ev, const in
 }
 
 /* Whether EV's identifiers (all new) may join person PID through a
- * shareable value: PID holds none of their kinds, and limits hold. */
+ * shareable value. Only a person known by shareable values alone (the
+ * person of an anonymous device) takes a first real identifier that way:
+ * one who already has an identifier of another kind is somebody, and a
+ * newcomer on their device may well be somebody else. */
 static int joins_weak_holder(struct idres *ir, int64_t pid, const struct event *ev)
 {
-	int *counts = xcalloc(ir->rules->nkinds, sizeof *counts);
+	const struct rules *r = ir->rules;
+	int *counts = xcalloc(r->nkinds, sizeof *counts);
 	add_counts_of(ir, pid, counts);
 	int ok = 1;
-	for (int i = 0; i < ev->nids; i++) {
-		int k = kind_index(ir->rules, &ev->ids[i]);
-		ok &= counts[k] == 0;
-	}
+	for (size_t k = 0; k < r->nkinds; k++)
+		ok &= r->kinds[k].shared > 0 || counts[k] == 0;
 	for (int i = 0; i < ev->nids; i++)
-		counts[kind_index(ir->rules, &ev->ids[i])]++;
-	ok &= within_limits(ir->rules, counts);
+		counts[kind_index(r, &ev->ids[i])]++;
+	ok &= within_limits(r, counts);
 	free(counts);
 	return ok;
 }

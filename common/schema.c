@@ -138,7 +138,7 @@ const char *const smr_schema_v1 =
 /* Migrations: entry N-2 moves a database from version N-1 to N; the list
  * ends with NULL. Append only; never edit a step that has shipped. */
 const char *const smr_migrations[] = {
-	/* SOP trust (smr(7) enrollment, touch): at most one active enrollment
+	/* 2: SOP trust (smr(7) enrollment, touch): at most one active enrollment
 	 * per person and SOP (a merge used to leave two, each queuing every
 	 * step: the later day 0 of each pair exits, reason "merged", and
 	 * smr-send suppresses its waiting touches); holdout membership
@@ -173,7 +173,7 @@ const char *const smr_migrations[] = {
 	"DROP TABLE identity;\n"
 	"ALTER TABLE identity_v2 RENAME TO identity;\n"
 	"CREATE INDEX identity_pid ON identity(pid);\n",
-	/* 3: per attribute, the ts of the profile event that set it, so the
+	/* 4: per attribute, the ts of the profile event that set it, so the
 	 * newest wins in any ingest order and through merges. */
 	"ALTER TABLE person ADD COLUMN attrs_at TEXT;\n",
 	NULL

@@ -44,6 +44,26 @@ eq "tablet: a later cookie-only visit goes to the person linked last" \
 	"$(sq fam.db "SELECT pid FROM identity WHERE value = 'o2'")" "$(sq fam.db "SELECT pid FROM event WHERE id = 'f9'")"
 facts_consistent "tablet" fam.db
 
+# A shared value stitches an anonymous visitor who logs in, but brings no
+# identifier to someone already known by another kind: the second person
+# on a known person's tablet is a newcomer, not them.
+{
+	echo '{"id":"k1","type":"view","ts":200,"phone":"13800138011","cookie_id":"pad"}'
+	echo '{"id":"k2","type":"view","ts":201,"openid":"oK2","cookie_id":"pad"}'
+	echo '{"id":"k3","type":"view","ts":202,"cookie_id":"anon"}'
+	echo '{"id":"k4","type":"view","ts":203,"openid":"oK4","cookie_id":"anon"}'
+} >pad.ndjson
+printf 'identity cookie_id shared 3
+' >pad.rules
+run --db pad.db --rules pad.rules pad.ndjson
+status "pad: exit 0" 0
+check "pad: an openid seen on a known person's device is a new person" \
+	test "$(sq pad.db "SELECT pid FROM identity WHERE value = 'oK2'")" != "$(sq pad.db "SELECT pid FROM identity WHERE value = '13800138011'")"
+eq "pad: the device links both" "2" "$(sq pad.db "SELECT count(*) FROM identity WHERE value = 'pad'")"
+eq "pad: an anonymous device's person takes the first login" \
+	"$(sq pad.db "SELECT pid FROM event WHERE id = 'k3'")" "$(sq pad.db "SELECT pid FROM identity WHERE value = 'oK4'")"
+facts_consistent "pad" pad.db
+
 # The rules: shared and block are checked by smr-tag --check.
 printf 'identity cookie_id shared 3 max 5\nidentity openid block "a b" "c\\"d"\n' >ok.rules
 invoke - "$T/out" "$T/err" "$SMR_BIN/smr-tag" --check --rules ok.rules
