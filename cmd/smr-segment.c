@@ -8,6 +8,7 @@
 #include "../common/person.h"
 #include "../common/regex.h"
 #include "../common/rfm.h"
+#include "../common/rulebudget.h"
 #include "../common/rules.h"
 #include "../common/segment.h"
 #include "../common/tagger.h"
@@ -20,15 +21,16 @@
 
 static const char usage[] =
 	"smr-segment [--db PATH] [--rules PATH] [--now TIME] [--count] [--csv [--bom]] [--fields LIST]\n"
-	"                   [--as-tag NAME] EXPR | --rfm | --stages | --tiers";
+	"                   [--as-tag NAME] [--rule-steps N] EXPR | --rfm | --stages | --tiers";
 
-enum { OPT_COUNT = 1, OPT_CSV, OPT_BOM, OPT_FIELDS, OPT_AS_TAG, OPT_RFM, OPT_STAGES, OPT_TIERS };
+enum { OPT_COUNT = 1, OPT_CSV, OPT_BOM, OPT_FIELDS, OPT_AS_TAG, OPT_RFM, OPT_STAGES, OPT_TIERS, OPT_STEPS };
 enum mode { MODE_EXPR, MODE_RFM, MODE_STAGES, MODE_TIERS };
 
 struct args {
 	struct smr_opts o;
 	int count, csv, bom, rfm, stages, tiers;
 	const char *fields, *as_tag;
+	long long steps;
 	char *expr;             /* the remaining arguments joined by spaces */
 	enum mode mode;
 };
@@ -72,6 +74,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"rfm", no_argument, NULL, OPT_RFM},
 		{"stages", no_argument, NULL, OPT_STAGES},
 		{"tiers", no_argument, NULL, OPT_TIERS},
+		{"rule-steps", required_argument, NULL, OPT_STEPS},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -85,6 +88,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case OPT_RFM: a->rfm = 1; break;
 		case OPT_STAGES: a->stages = 1; break;
 		case OPT_TIERS: a->tiers = 1; break;
+		case OPT_STEPS: a->steps = rule_steps_option(optarg, usage); break;
 		}
 	}
 	if (optind < argc)
@@ -189,10 +193,11 @@ static char *base_sql(const struct args *a, const struct layers *ly, const struc
 	return s;
 }
 
-/* Rule-derived SQL is prepared read-only. */
+/* Rule-derived SQL (checked by tagrules_compile, wrapped in the budget
+ * markers) is prepared read-only. */
 static sqlite3_stmt *prepare_read(sqlite3 *db, const char *sql)
 {
-	rules_sandbox(db, 1);
+	rules_sandbox(db, RULES_MARKED);
 	sqlite3_stmt *st = db_prepare(db, sql);
 	rules_sandbox(db, 0);
 	return st;
@@ -332,12 +337,15 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 		rfm_compute(db, a->o.now);
 	char *base = base_sql(a, ly, se);
 	struct members_fmt fmt = {a->csv, a->bom, stdout};
+	struct rule_budget *b = rule_budget_open(db, tr, a->steps);
+	rule_budget_arm(b, 1);
 	if (a->as_tag)
 		as_tag(db, r, base, a->as_tag, a->expr, a->o.now);
 	else if (a->count)
 		print_counts(db, a, ly, base, &fmt);
 	else
 		print_members(db, a, r, ly, base, &fmt);
+	rule_budget_close(b);
 	free(base);
 	return SMR_OK;
 }
@@ -374,7 +382,7 @@ static int check_first(struct args *a, const struct rules *r, struct tagrules *t
 
 int main(int argc, char **argv)
 {
-	struct args a = {0};
+	struct args a = {.steps = RULE_STEPS_DEFAULT};
 	smr_progname = "smr-segment";
 	parse_args(&a, argc, argv);
 	struct rules *r = rules_load(a.o.rules, a.o.rules_required);

@@ -6,6 +6,7 @@
 #include "../common/person.h"
 #include "../common/policy.h"
 #include "../common/regex.h"
+#include "../common/rulebudget.h"
 #include "../common/rules.h"
 #include "../common/sop.h"
 #include "../common/source.h"
@@ -18,13 +19,14 @@
 #include <string.h>
 
 static const char usage[] =
-	"smr-tag [--db PATH] [--rules PATH] [--now TIME] [--full] [--check] [--set | --unset]";
+	"smr-tag [--db PATH] [--rules PATH] [--now TIME] [--full] [--rule-steps N] [--check] [--set | --unset]";
 
-enum { OPT_FULL = 1, OPT_CHECK, OPT_SET, OPT_UNSET, OPT_STATS };
+enum { OPT_FULL = 1, OPT_CHECK, OPT_SET, OPT_UNSET, OPT_STATS, OPT_STEPS };
 
 struct args {
 	struct smr_opts o;
 	int full, check, set, unset, stats;
+	long long steps;
 };
 
 static void parse_args(struct args *a, int argc, char **argv)
@@ -36,6 +38,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"set", no_argument, NULL, OPT_SET},
 		{"unset", no_argument, NULL, OPT_UNSET},
 		{"stats", no_argument, NULL, OPT_STATS},
+		{"rule-steps", required_argument, NULL, OPT_STEPS},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -46,6 +49,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case OPT_SET: a->set = 1; break;
 		case OPT_UNSET: a->unset = 1; break;
 		case OPT_STATS: a->stats = 1; break;
+		case OPT_STEPS: a->steps = rule_steps_option(optarg, usage); break;
 		}
 	}
 	if (optind < argc)
@@ -129,7 +133,7 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 
 int main(int argc, char **argv)
 {
-	struct args a = {0};
+	struct args a = {.steps = RULE_STEPS_DEFAULT};
 	smr_progname = "smr-tag";
 	parse_args(&a, argc, argv);
 	int load_errors;
@@ -167,7 +171,7 @@ int main(int argc, char **argv)
 	} else {
 		struct person_lookup *pl = person_lookup_open(db, r);
 		struct tagger_stats st;
-		tagger_run(db, tr, f, pl, a.o.now, a.full, stdout, &st);
+		tagger_run(db, tr, f, pl, a.o.now, a.full, a.steps, stdout, &st);
 		if (a.stats)
 			fprintf(stderr, "smr-tag: evaluated %ld persons (%s), %ld tags added, %ld removed\n",
 			        st.evaluated, st.full ? "full" : "incremental", st.added, st.removed);

@@ -12,8 +12,12 @@
 
 static const char *opened_path = "smr.db";
 
+void (*db_fail_hook)(sqlite3 *db);
+
 void db_fail(sqlite3 *db, const char *what)
 {
+	if (db && db_fail_hook)
+		db_fail_hook(db);
 	smr_die(SMR_FATAL, "%s: %s: %s", opened_path, what,
 	        db ? sqlite3_errmsg(db) : "cannot open");
 }
@@ -22,6 +26,8 @@ void db_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		if (db_fail_hook)
+			db_fail_hook(db);
 		smr_die(SMR_FATAL, "%s: %s", opened_path, msg ? msg : sqlite3_errmsg(db));
 	}
 }

@@ -21,6 +21,9 @@ sqlite3 *db_open(const char *path);
 void db_close(sqlite3 *db);
 
 _Noreturn void db_fail(sqlite3 *db, const char *what);
+/* Called first by db_fail when set: may report the failure its own way and
+ * exit (rules over their budget, see rulebudget.h). */
+extern void (*db_fail_hook)(sqlite3 *db);
 
 void db_exec(sqlite3 *db, const char *sql);
 sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);

@@ -2,6 +2,7 @@
 #include "err.h"
 #include "lex.h"
 #include "rfm.h"
+#include "rulebudget.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -90,12 +91,13 @@ static char *layer_atom(struct parser *ps, const char *kind, size_t klen, const 
 	return fail(ps, kind, "unknown layer \"%.*s\" (stage, tier or rfm)", (int)klen, kind), NULL;
 }
 
-/* A named segment of the rules, else a tag. */
+/* A named segment of the rules (its condition under the rule budget, as
+ * marker ntags + index), else a tag. */
 static char *name_atom(struct parser *ps, const char *name, const char *at)
 {
 	for (size_t i = 0; i < ps->tr->nsegments; i++)
 		if (strcmp(ps->tr->segments[i].name, name) == 0)
-			return xasprintf("(%s\n)", ps->tr->segments[i].re.sql);
+			return rule_budget_wrap((int)(ps->tr->ntags + i), ps->tr->segments[i].re.sql);
 	if (!tag_name_valid(name))
 		return fail(ps, at, "\"%s\" is not a tag name", name), NULL;
 	struct segment_expr *o = ps->out;

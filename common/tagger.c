@@ -2,6 +2,7 @@
 #include "db.h"
 #include "err.h"
 #include "ndjson.h"
+#include "rulebudget.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ struct run {
 	size_t nchanges, capchanges;
 	unsigned char *want;            /* ntags per person */
 	struct tagger_stats *st;
+	struct rule_budget *budget;
+	long long steps;
 };
 
 void tag_print_change(struct person_lookup *pl, FILE *out, int64_t pid, const char *tag, int add,
@@ -129,14 +132,20 @@ static void push_change(struct run *r, int64_t pid, const char *tag, int add, co
 static sqlite3_stmt *prepare_eval(sqlite3 *db, const struct tagrules *tr)
 {
 	size_t len = 64;
-	for (size_t i = 0; i < tr->ntags; i++)
-		len += strlen(tr->tags[i].re.sql) + 8;
+	char **cols = xcalloc(tr->ntags + 1, sizeof *cols);
+	for (size_t i = 0; i < tr->ntags; i++) {
+		cols[i] = rule_budget_wrap((int)i, tr->tags[i].re.sql);
+		len += strlen(cols[i]) + 2;
+	}
 	char *sql = xmalloc(len + 128);
 	size_t n = (size_t)sprintf(sql, "SELECT pid");
-	for (size_t i = 0; i < tr->ntags; i++)
-		n += (size_t)sprintf(sql + n, ", (%s\n)", tr->tags[i].re.sql);
+	for (size_t i = 0; i < tr->ntags; i++) {
+		n += (size_t)sprintf(sql + n, ", %s", cols[i]);
+		free(cols[i]);
+	}
+	free(cols);
 	sprintf(sql + n, " FROM facts WHERE pid IN (SELECT pid FROM temp.tag_chunk)");
-	rules_sandbox(db, 1);
+	rules_sandbox(db, RULES_MARKED);
 	sqlite3_stmt *st = db_prepare(db, sql);
 	rules_sandbox(db, 0);
 	free(sql);
@@ -226,6 +235,7 @@ static void run_chunk(struct run *r)
 	struct row *rows = xmalloc(cap * sizeof *rows);
 	unsigned char *bits = xmalloc(cap * (tr->ntags + 1));
 	facts_reset_changes(r->facts);
+	rule_budget_arm(r->budget, 1);
 	while (db_row(r->db, r->eval)) {
 		if (n == cap) {
 			cap *= 2;
@@ -238,6 +248,7 @@ static void run_chunk(struct run *r)
 			                                sqlite3_column_double(r->eval, (int)i + 1) != 0.0;
 		n++;
 	}
+	rule_budget_arm(r->budget, 0);
 	sqlite3_reset(r->eval);
 	for (size_t k = 0; k < n; k++) {
 		unsigned char *want = bits + k * (tr->ntags + 1);
@@ -326,6 +337,7 @@ static void select_candidates(struct run *r, int full, const struct marks *upto)
 
 static void prepare_run(struct run *r)
 {
+	r->budget = rule_budget_open(r->db, r->tr, r->steps);
 	r->eval = prepare_eval(r->db, r->tr);
 	r->chunk = db_prepare(r->db, "INSERT INTO temp.tag_chunk SELECT pid FROM temp.tag_cand WHERE pid > ?1 ORDER BY pid LIMIT ?2");
 	r->current = db_prepare(r->db, "SELECT tag, source FROM main.tag WHERE pid = ?1");
@@ -349,12 +361,14 @@ static void finish_run(struct run *r)
 	free(r->details);
 	free(r->want);
 	free(r->changes);
+	rule_budget_close(r->budget);
 }
 
 void tagger_run(sqlite3 *db, const struct tagrules *tr, struct facts *f,
-                struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st)
+                struct person_lookup *pl, int64_t now, int full, long long steps, FILE *out,
+                struct tagger_stats *st)
 {
-	struct run r = {.db = db, .tr = tr, .facts = f, .pl = pl, .now = now, .out = out, .st = st};
+	struct run r = {.db = db, .tr = tr, .facts = f, .pl = pl, .now = now, .out = out, .st = st, .steps = steps};
 	memset(st, 0, sizeof *st);
 	int64_t hash = rules_hash(tr);
 	if (db_meta_get(db, "tag.rules_hash", 0) != hash)

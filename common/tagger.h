@@ -20,9 +20,11 @@
 
 struct tagger_stats { long evaluated, added, removed; int full; };
 
-/* Evaluate and apply; change records go to OUT after each chunk commits. */
+/* Evaluate and apply; change records go to OUT after each chunk commits.
+ * STEPS bounds each condition for each person (rulebudget.h). */
 void tagger_run(sqlite3 *db, const struct tagrules *tr, struct facts *f,
-                struct person_lookup *pl, int64_t now, int full, FILE *out, struct tagger_stats *st);
+                struct person_lookup *pl, int64_t now, int full, long long steps, FILE *out,
+                struct tagger_stats *st);
 
 /* Entering (add=1) and leaving tags outside the rules (source "manual"
  * or "segment"), logged; the person is queued for re-evaluation. */

@@ -1,8 +1,10 @@
 #include "tagrules.h"
 #include "err.h"
 #include "lex.h"
+#include "rulebudget.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,28 +195,57 @@ void tagrules_free(struct tagrules *tr)
 	free(tr);
 }
 
-/* Reads of the documented surface, functions and SELECT only. */
+/* Reads of the documented surface, functions and SELECT only. No
+ * recursive common table expression: it can loop without end. The budget
+ * markers (rulebudget.h) are smr's own, never a rule's. */
+static int denied; /* the action refused last, for the message */
+static char denied_fn[64];
+
 static int read_only(void *arg, int action, const char *a, const char *b, const char *dbname, const char *trigger)
 {
-	(void)arg;
 	(void)a;
 	(void)dbname;
 	(void)trigger;
 	switch (action) {
 	case SQLITE_SELECT:
 	case SQLITE_READ:
-	case SQLITE_RECURSIVE:
 		return SQLITE_OK;
 	case SQLITE_FUNCTION:
-		return b && strcasecmp(b, "load_extension") == 0 ? SQLITE_DENY : SQLITE_OK;
+		if ((b && strcasecmp(b, "load_extension") == 0) || (b && strncasecmp(b, "smr_rule_", 9) == 0 && !arg))
+			break;
+		return SQLITE_OK;
 	default:
-		return SQLITE_DENY;
+		break;
 	}
+	denied = action;
+	snprintf(denied_fn, sizeof denied_fn, "%s", action == SQLITE_FUNCTION && b ? b : "");
+	return SQLITE_DENY;
 }
 
 void rules_sandbox(sqlite3 *db, int on)
 {
-	sqlite3_set_authorizer(db, on ? read_only : NULL, NULL);
+	static int marked;
+	sqlite3_set_authorizer(db, on ? read_only : NULL, on == RULES_MARKED ? &marked : NULL);
+}
+
+/* Evaluate once against the empty check database, under the length cap and
+ * the step budget: what SQLite computes once per statement (constant
+ * expressions such as zeroblob(1e9)) fails here, at the rule. */
+static int progress_stop(void *arg)
+{
+	long long *left = arg;
+	return (*left -= 1000) < 0;
+}
+
+static int try_once(sqlite3 *db, sqlite3_stmt *st)
+{
+	long long left = RULE_STEPS_DEFAULT;
+	int old = rule_length_limit(db, 1, 0);
+	sqlite3_progress_handler(db, 1000, progress_stop, &left);
+	int rc = sqlite3_step(st);
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	rule_length_limit(db, 0, old);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond *c)
@@ -225,11 +256,13 @@ static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond
 	char *sql = xasprintf("%s%s\n)", prefix, c->re.sql);
 	sqlite3_stmt *st = NULL;
 	const char *tail = NULL;
+	denied = 0;
 	rules_sandbox(db, 1);
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
 	rules_sandbox(db, 0);
 	int err = 0;
 	if (rc != SQLITE_OK) {
+		char *denied_msg = NULL;
 		int off = sqlite3_error_offset(db);
 		const char *msg = sqlite3_errmsg(db);
 		size_t eoff = 0;
@@ -240,9 +273,18 @@ static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond
 			eoff = (size_t)(strstr(c->expr, name + 2) - c->expr);
 		if (eoff > strlen(c->expr))
 			eoff = strlen(c->expr);
-		if (rc == SQLITE_AUTH || strcmp(msg, "not authorized") == 0)
+		if (denied == SQLITE_RECURSIVE)
+			msg = "not allowed: a recursive WITH (it can run without end)";
+		else if (denied == SQLITE_FUNCTION)
+			msg = denied_msg = xasprintf("not allowed: %s() is not for rules", denied_fn);
+		else if (rc == SQLITE_AUTH || strcmp(msg, "not authorized") == 0)
 			msg = "not allowed: rules are read-only (no writes, ATTACH, PRAGMA or schema changes)";
 		rules_error(tr->file, c->line, c->col + utf8_column(c->expr, eoff) - 1, "%s", msg);
+		free(denied_msg);
+		err = 1;
+	} else if ((rc = try_once(db, st)) == SQLITE_TOOBIG || rc == SQLITE_INTERRUPT) {
+		rules_error(tr->file, c->line, c->col, "%s", rc == SQLITE_TOOBIG ?
+		            "a string or blob over the length limit for rules" : "over the step budget for rules");
 		err = 1;
 	} else if (tail && *tail) {
 		rules_error(tr->file, c->line, c->col, "a condition must be a single expression");

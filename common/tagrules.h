@@ -49,7 +49,9 @@ void tagrules_free(struct tagrules *tr);
  * file:line:col. Returns the number of errors. */
 int tagrules_compile(struct tagrules *tr, sqlite3 *db);
 
-/* Refuse everything but reads while preparing rule SQL. */
+/* Refuse everything but reads while preparing rule SQL (ON 1), and also
+ * allow the budget markers smr wraps rules in (ON RULES_MARKED); 0 is off. */
+#define RULES_MARKED 2
 void rules_sandbox(sqlite3 *db, int on);
 
 const struct cond *tagrules_find(const struct tagrules *tr, const char *name);
