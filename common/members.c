@@ -6,6 +6,7 @@
 #include <csv.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Noreturn void out_fail(void)
@@ -19,11 +20,40 @@ static void put(FILE *out, const char *s)
 		out_fail();
 }
 
+/* A plain decimal number: [+-]digits[.digits]. */
+static int plain_number(const char *s)
+{
+	s += *s == '+' || *s == '-';
+	size_t n = strspn(s, "0123456789");
+	if (n == 0)
+		return 0;
+	s += n;
+	if (*s == '.') {
+		n = strspn(++s, "0123456789");
+		if (n == 0)
+			return 0;
+		s += n;
+	}
+	return *s == '\0';
+}
+
+int csv_formula_risk(const char *s)
+{
+	return s && *s && strchr("=+-@\t\r", *s) && !plain_number(s);
+}
+
 static void csv_field(FILE *out, int first, const char *s)
 {
 	if (!first)
 		put(out, ",");
-	if (s && csv_fwrite(out, s, strlen(s)) != 0)
+	if (!s)
+		return;
+	/* libcsv quotes the field; the apostrophe goes inside the quotes */
+	char *safe = csv_formula_risk(s) ? xasprintf("'%s", s) : NULL;
+	const char *v = safe ? safe : s;
+	int rc = csv_fwrite(out, v, strlen(v));
+	free(safe);
+	if (rc != 0)
 		out_fail();
 }
 

@@ -22,6 +22,12 @@ struct members_fmt {
 long members_print(sqlite3 *db, sqlite3_stmt *st, struct person_lookup *pl, const struct rules *r,
                    const struct members_fmt *fmt);
 
+/* A CSV cell a spreadsheet would run as a formula: text starting with =,
+ * +, -, @, tab or CR that is not a plain decimal number ([+-]digits
+ * [.digits], such as -5 or +8613800138000). Such a cell is written with a
+ * leading apostrophe (OWASP's advice), so Excel shows it as text. */
+int csv_formula_risk(const char *s);
+
 /* Print counts: {"KEY":NAME,"count":N} per name (KEY NULL: {"count":N}
  * once), or the same as CSV with a header. */
 void members_print_counts(const struct members_fmt *fmt, const char *key, const char *const *names,

@@ -10,6 +10,7 @@
 #include "../common/event.h"
 #include "../common/identity.h"
 #include "../common/ingest.h"
+#include "../common/members.h"
 #include "../common/money.h"
 #include "../common/policy.h"
 #include "../common/render.h"
@@ -1369,6 +1370,18 @@ static void test_ruleexpr(void)
 	report(rc != 0 && off == 10, "ruleexpr: an unbalanced ) is an error at its offset", "rc %d off %zu: %s", rc, off, err);
 }
 
+static void test_csv_formula(void)
+{
+	static const char *const risky[] = {"=1+2", "=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "-2+3",
+	                                    "@SUM(A1)", "\tx", "\r=1", "-", "+", "-5x", "+86 138", "-.5"};
+	static const char *const safe[] = {"-5", "+8613800138000", "12", "-0.25", "abc", "a=b", "", " =1",
+	                                   "1-", "张三"};
+	for (size_t i = 0; i < sizeof risky / sizeof risky[0]; i++)
+		report(csv_formula_risk(risky[i]), "csv cell formula risk", "\"%s\" not flagged", risky[i]);
+	for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+		report(!csv_formula_risk(safe[i]), "csv cell left as is", "\"%s\" flagged", safe[i]);
+}
+
 int main(void)
 {
 	smr_progname = "test-unit";
@@ -1394,6 +1407,7 @@ int main(void)
 	test_quiet();
 	test_step_due();
 	test_ruleexpr();
+	test_csv_formula();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }

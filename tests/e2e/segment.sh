@@ -182,6 +182,28 @@ eq "--csv --bom: starts with EF BB BF" "efbbbf" "$(head -c 3 "$T/sout" | od -An 
 seg --db n.db --rules x.rules --now $NOW --csv --fields attr.city,attr.nosuch vip
 eq "--fields attr.KEY: an attribute by name, absent ones empty" \
 	'"pid","unionid","member_id","external_userid","phone","attr.city","attr.nosuch"|"1","n1",,,,"上海",|"2","n2",,,,"北京",|' "$(crlf)"
+# formula injection: text cells a spreadsheet would run get a leading '
+{
+	ev f1-1 profile "$(at $D)" f1 ',"nickname":"=HYPERLINK(\"http://evil\",\"x\")","city":"@SUM(A1)"'
+	ev f2-1 profile "$(at $D)" f2 ',"nickname":"+cmd|calc!A0","city":"-2+3"'
+	ev f3-1 profile "$(at $D)" f3 ',"nickname":"\tx","city":"-5"'
+	ev f4-1 profile "$(at $D)" f4 ',"nickname":"+8613800138000","city":"a=b"'
+} >f.ndjson
+ingest "csv formulas" f.db x.rules f.ndjson
+printf '%s\n' '{"unionid":"f1","tag":"fx"}' '{"unionid":"f2","tag":"fx"}' '{"unionid":"f3","tag":"fx"}' \
+	'{"unionid":"f4","tag":"fx"}' >f-tags.ndjson
+tagin f-tags.ndjson --db f.db --rules x.rules --now $NOW --set
+seg --db f.db --rules x.rules --now $NOW --csv --fields nickname,city,net_spend fx
+check "--csv: cells starting with = + - @ tab get a leading apostrophe; plain numbers do not" python3 -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8", newline="")))
+got = [(r[5], r[6], r[7]) for r in rows[1:]]
+want = [("\x27=HYPERLINK(\"http://evil\",\"x\")", "\x27@SUM(A1)", "0"), ("\x27+cmd|calc!A0", "\x27-2+3", "0"),
+        ("\x27\tx", "-5", "0"), ("+8613800138000", "a=b", "0")]
+assert got == want, got' "$T/sout"
+seg --db f.db --rules x.rules --now $NOW --fields nickname fx
+check "NDJSON is not altered" grep -q '"nickname": *"=HYPERLINK' "$T/sout"
+
 rm -f none.db
 seg --db none.db --rules x.rules --fields 'attr.a b' vip
 sstatus "--fields attr.KEY with a bad key: exit 2" 2
