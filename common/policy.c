@@ -43,20 +43,25 @@ struct line {
 	const char *file;
 	int lineno;
 	char *text;
-	char *w[POLICY_MAX + 4];
-	int col[POLICY_MAX + 4];
-	int n;
+	char **w;               /* every word of the line */
+	int *col;
+	int n, cap;
 };
 
 static void split(struct line *l)
 {
 	l->n = 0;
 	char *p = l->text;
-	while (*p && l->n < POLICY_MAX + 4) {
+	while (*p) {
 		while (isspace((unsigned char)*p))
 			p++;
 		if (!*p)
 			break;
+		if (l->n == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 16;
+			l->w = xrealloc(l->w, (size_t)l->cap * sizeof *l->w);
+			l->col = xrealloc(l->col, (size_t)l->cap * sizeof *l->col);
+		}
 		l->col[l->n] = (int)(p - l->text) + 1;
 		l->w[l->n++] = p;
 		while (*p && !isspace((unsigned char)*p))
@@ -92,7 +97,9 @@ static void parse_line(struct policy *p, struct line *l)
 			snprintf(c.channel, sizeof c.channel, "%s", l->w[1]);
 			if (cap_spec(l->w[i], &c) != 0)
 				bad(p, l, i, "bad cap \"%s\" (N/hour, N/day, N/week or N/DURATION)", l->w[i]);
-			else if (p->ncaps < POLICY_MAX)
+			else if (p->ncaps == POLICY_MAX)
+				bad(p, l, i, "too many caps: at most %s in a policy", POLICY_MAX_TEXT);
+			else
 				p->caps[p->ncaps++] = c;
 		}
 	} else if (strcmp(kw, "dedup") == 0) {
@@ -103,11 +110,14 @@ static void parse_line(struct policy *p, struct line *l)
 			bad(p, l, 1, "dnd needs: tag TAG ...%s", "");
 			return;
 		}
-		for (int i = 2; i < l->n && p->ndnd < POLICY_MAX; i++) {
-			if (!tag_name_valid(l->w[i]))
+		for (int i = 2; i < l->n; i++) {
+			if (!tag_name_valid(l->w[i])) {
 				bad(p, l, i, "bad tag name \"%s\"", l->w[i]);
-			else
-				p->dnd[p->ndnd++] = xstrdup(l->w[i]);
+				continue;
+			}
+			if (p->ndnd % 16 == 0)
+				p->dnd = xrealloc(p->dnd, (p->ndnd + 16) * sizeof *p->dnd);
+			p->dnd[p->ndnd++] = xstrdup(l->w[i]);
 		}
 	} else if (strcmp(kw, "fatigue") == 0) {
 		char *end;
@@ -142,11 +152,13 @@ struct policy *policy_parse(const struct rules *r)
 				continue; /* "policy" */
 			struct line l = {.file = r->file, .lineno = lineno, .text = ln};
 			split(&l);
-			if (l.n == 0)
-				continue;
-			if (l.n == 1 && strcmp(l.w[0], "end") == 0)
+			int end = l.n == 1 && strcmp(l.w[0], "end") == 0;
+			if (l.n > 0 && !end)
+				parse_line(p, &l);
+			free(l.w);
+			free(l.col);
+			if (end)
 				break;
-			parse_line(p, &l);
 		}
 		free(text);
 	}
@@ -159,6 +171,7 @@ void policy_free(struct policy *p)
 		return;
 	for (size_t i = 0; i < p->ndnd; i++)
 		free(p->dnd[i]);
+	free(p->dnd);
 	free(p);
 }
 

@@ -17,7 +17,10 @@
 
 #include "rules.h"
 
+/* Caps per policy (each is one query per touch in smr-send); more is a
+ * rules error. DND tags are not limited. */
 #define POLICY_MAX 32
+#define POLICY_MAX_TEXT "32"
 
 struct cap {
 	char channel[64];        /* "any" or a channel name */
@@ -32,7 +35,7 @@ struct policy {
 	struct cap caps[POLICY_MAX];
 	size_t ncaps;
 	int64_t dedup;               /* 0 = off */
-	char *dnd[POLICY_MAX];
+	char **dnd;                  /* every dnd tag, in order */
 	size_t ndnd;
 	int fatigue_n;               /* 0 = off */
 	int64_t fatigue_window;

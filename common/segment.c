@@ -20,6 +20,8 @@ struct parser {
 	size_t errlen;
 	size_t erroff;
 	int failed;
+	int depth;              /* open "(" and "not" around the cursor */
+	int operands;
 };
 
 static int fail(struct parser *ps, const char *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -34,6 +36,18 @@ static int fail(struct parser *ps, const char *at, const char *fmt, ...)
 	ps->erroff = (size_t)(at - ps->expr);
 	ps->failed = 1;
 	return -1;
+}
+
+/* Deeper would only be a way to exhaust the stack; more operands, to
+ * exhaust SQLite's expression depth and memory. */
+#define SEGMENT_DEPTH_MAX 64
+#define SEGMENT_OPERANDS_MAX 256
+
+static int deeper(struct parser *ps, const char *at)
+{
+	if (++ps->depth <= SEGMENT_DEPTH_MAX)
+		return 0;
+	return fail(ps, at, "nested too deeply (more than %d levels of \"(\" and \"not\")", SEGMENT_DEPTH_MAX);
 }
 
 static void skip(struct parser *ps)
@@ -53,14 +67,6 @@ static int is_keyword(const char *p, size_t n)
 {
 	return (n == 3 && (strncasecmp(p, "and", 3) == 0 || strncasecmp(p, "not", 3) == 0)) ||
 	       (n == 2 && strncasecmp(p, "or", 2) == 0);
-}
-
-static char *join(char *a, const char *op, char *b)
-{
-	char *s = xasprintf("(%s %s %s)", a, op, b);
-	free(a);
-	free(b);
-	return s;
 }
 
 static char *parse_or(struct parser *ps);
@@ -113,7 +119,10 @@ static char *parse_atom(struct parser *ps)
 	const char *at = ps->p;
 	if (*at == '(') {
 		ps->p++;
+		if (deeper(ps, at) != 0)
+			return NULL;
 		char *in = parse_or(ps);
+		ps->depth--;
 		if (!in)
 			return NULL;
 		skip(ps);
@@ -126,6 +135,8 @@ static char *parse_atom(struct parser *ps)
 		return in;
 	}
 	size_t n = lex_name_len(at);
+	if (n > 0 && ++ps->operands > SEGMENT_OPERANDS_MAX)
+		return fail(ps, at, "too many operands (more than %d)", SEGMENT_OPERANDS_MAX), NULL;
 	if (n == 0 && !*at)
 		return fail(ps, at, "expected a tag or segment name at the end"), NULL;
 	if (n == 0)
@@ -155,8 +166,12 @@ static char *parse_not(struct parser *ps)
 {
 	skip(ps);
 	if (at_word(ps, "not")) {
+		const char *at = ps->p;
 		ps->p += 3;
+		if (deeper(ps, at) != 0)
+			return NULL;
 		char *in = parse_not(ps);
+		ps->depth--;
 		if (!in)
 			return NULL;
 		char *s = xasprintf("(NOT %s)", in);
@@ -166,41 +181,38 @@ static char *parse_not(struct parser *ps)
 	return parse_atom(ps);
 }
 
-static char *parse_and(struct parser *ps)
+/* OPERAND (KW OPERAND)... as one flat "(a OP b OP c)": SQLite's parser
+ * would overflow on a left-deep nesting of parentheses. */
+static char *parse_chain(struct parser *ps, const char *kw, const char *op, char *(*operand)(struct parser *))
 {
-	char *l = parse_not(ps);
+	char *l = operand(ps);
+	int n = 1;
 	while (l) {
 		skip(ps);
-		if (!at_word(ps, "and"))
-			return l;
-		ps->p += 3;
-		char *r = parse_not(ps);
+		if (!at_word(ps, kw))
+			break;
+		ps->p += strlen(kw);
+		char *r = operand(ps);
 		if (!r) {
 			free(l);
 			return NULL;
 		}
-		l = join(l, "AND", r);
+		char *s = xasprintf("%s %s %s", l, op, r);
+		free(l);
+		free(r);
+		l = s;
+		n++;
 	}
-	return NULL;
+	if (!l || n == 1)
+		return l;
+	char *s = xasprintf("(%s)", l);
+	free(l);
+	return s;
 }
 
-static char *parse_or(struct parser *ps)
-{
-	char *l = parse_and(ps);
-	while (l) {
-		skip(ps);
-		if (!at_word(ps, "or"))
-			return l;
-		ps->p += 2;
-		char *r = parse_and(ps);
-		if (!r) {
-			free(l);
-			return NULL;
-		}
-		l = join(l, "OR", r);
-	}
-	return NULL;
-}
+static char *parse_and(struct parser *ps) { return parse_chain(ps, "and", "AND", parse_not); }
+
+static char *parse_or(struct parser *ps) { return parse_chain(ps, "or", "OR", parse_and); }
 
 int segment_compile(const char *expr, const struct tagrules *tr, const struct layers *ly,
                     struct segment_expr *out, char *err, size_t errlen, int *col)

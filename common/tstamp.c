@@ -1,10 +1,12 @@
 #include "tstamp.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char current_zone[128] = "UTC";
@@ -19,21 +21,38 @@ static int zone_name_ok(const char *zone)
 	return 1;
 }
 
+/* The zone's file is a TZif file (not a directory such as "Asia", nor
+ * anything else): otherwise the C library would silently use UTC. */
+static int zone_file_ok(const char *zone, char *err, size_t errlen)
+{
+	const char *dir = getenv("TZDIR");
+	char path[512], magic[4];
+	snprintf(path, sizeof path, "%s/%s", dir ? dir : "/usr/share/zoneinfo", zone);
+	int fd = open(path, O_RDONLY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(err, errlen, "unknown time zone \"%s\" (no %s; is tzdata installed?)", zone, path);
+		return -1;
+	}
+	struct stat sb;
+	int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, magic, 4) == 4 &&
+	         memcmp(magic, "TZif", 4) == 0;
+	close(fd);
+	if (!ok) {
+		snprintf(err, errlen, "unknown time zone \"%s\" (%s is not a time zone file; e.g. Asia/Shanghai)",
+		         zone, path);
+		return -1;
+	}
+	return 0;
+}
+
 int tz_set(const char *zone, char *err, size_t errlen)
 {
 	if (!zone_name_ok(zone) || strlen(zone) >= sizeof current_zone) {
 		snprintf(err, errlen, "invalid time zone name \"%s\"", zone);
 		return -1;
 	}
-	if (strcmp(zone, "UTC") != 0) {
-		const char *dir = getenv("TZDIR");
-		char path[512];
-		snprintf(path, sizeof path, "%s/%s", dir ? dir : "/usr/share/zoneinfo", zone);
-		if (access(path, R_OK) != 0) {
-			snprintf(err, errlen, "unknown time zone \"%s\" (no %s; is tzdata installed?)", zone, path);
-			return -1;
-		}
-	}
+	if (strcmp(zone, "UTC") != 0 && zone_file_ok(zone, err, errlen) != 0)
+		return -1;
 	char tzval[sizeof current_zone + 1];
 	snprintf(tzval, sizeof tzval, "%s", zone);
 	if (setenv("TZ", tzval, 1) != 0) {
@@ -65,17 +84,29 @@ int days_in_month(int y, int m)
 	return dm[m - 1];
 }
 
+static long gmtoff_at(int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	return localtime_r(&tt, &tm) ? tm.tm_gmtoff : 0;
+}
+
+/* Without mktime, whose choice for an ambiguous time depends on earlier
+ * calls: the offsets a day before and a day after (zones change at most
+ * once in two days) give the candidates; a candidate is real when the
+ * zone has that offset then. */
 int64_t local_to_utc(int y, int mon, int day, int h, int min, int s)
 {
-	struct tm tm = {0};
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mon - 1;
-	tm.tm_mday = day;
-	tm.tm_hour = h;
-	tm.tm_min = min;
-	tm.tm_sec = s;
-	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm);
+	int64_t wall = (days_from_civil(y, (unsigned)mon, 1) + day - 1) * 86400 + (int64_t)h * 3600 +
+	               (int64_t)min * 60 + s;
+	long before = gmtoff_at(wall - 86400), after = gmtoff_at(wall + 86400);
+	int64_t a = wall - before, b = wall - after;
+	int a_real = gmtoff_at(a) == before, b_real = gmtoff_at(b) == after;
+	if (a_real && b_real)
+		return a < b ? a : b; /* ambiguous (clocks went back): the earlier */
+	if (b_real)
+		return b;
+	return a; /* real, or in a gap (clocks went forward): read with the offset before, i.e. moved forward */
 }
 
 void utc_to_local(int64_t t, struct tm *out)
@@ -222,7 +253,9 @@ int duration_parse(const char *s, int64_t *secs)
 		case 'w': unit = 7 * 86400; break;
 		default: return -1;
 		}
-		total += v * unit;
+		total += v * unit; /* each part <= 1e8 weeks: no overflow */
+		if (total > DURATION_MAX)
+			return -1;
 	}
 	*secs = total;
 	return 0;

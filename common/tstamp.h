@@ -18,15 +18,20 @@ const char *tz_name(void);
 int time_parse(const char *s, int64_t *out, char *err, size_t errlen);
 
 /* Parse a duration: a positive integer followed by s, m, h, d or w
- * ("30m", "7d"); several may follow each other ("1d12h"). */
+ * ("30m", "7d"); several may follow each other ("1d12h"). At most
+ * DURATION_MAX seconds (36600d, about 100 years) in all. */
+#define DURATION_MAX (36600LL * 86400)
 int duration_parse(const char *s, int64_t *secs);
 
 /* Days since 1970-01-01 of a proleptic Gregorian civil date. */
 int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 int days_in_month(int y, int m);
 
-/* Local wall time (in the configured zone) to UTC seconds. Times in a DST
- * gap move forward; ambiguous times take the first occurrence. */
+/* Local wall time (in the configured zone) to UTC seconds; DAY (and H, MIN,
+ * S) may run past the month's end (day 32 is the next month's 1st). A time
+ * in a DST gap moves forward by the gap (02:30 on a spring-forward night
+ * in New York is 03:30 EDT); an ambiguous time (clocks went back) is its
+ * earlier occurrence (01:30 EDT, not 01:30 EST). Every path uses this. */
 int64_t local_to_utc(int y, int mon, int day, int h, int min, int s);
 /* UTC seconds to local broken-down time. */
 void utc_to_local(int64_t t, struct tm *out);

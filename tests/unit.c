@@ -228,6 +228,19 @@ static void test_duration(void)
 	dur_bad("7D");
 	dur_bad("1d12");
 	dur_bad("99999999999999999999d");
+	dur_ok("36600d", 36600LL * 86400);
+	dur_bad("36601d");
+	dur_bad("5300w"); /* over 100 years */
+	/* many parts, each in range: the sum must not overflow (UBSan) */
+	size_t n = 200000;
+	char *big = malloc(n * 9 + 1);
+	for (size_t i = 0; i < n; i++)
+		memcpy(big + i * 9, "99999999w", 9);
+	big[n * 9] = '\0';
+	int64_t secs;
+	report(duration_parse(big, &secs) != 0, "duration_parse rejects 200000 x 99999999w (no overflow)",
+	       "accepted as %" PRId64, secs);
+	free(big);
 }
 
 /* --------------------------------------------------------------- money */
@@ -1341,6 +1354,87 @@ static void test_step_due(void)
 	expect_int("sop step 3d from Jan 30 lands on Feb 2", want, sop_step_due(&eom, day0));
 }
 
+/* One answer for a local time that happens twice or never, whatever was
+ * converted before (mktime's choice depends on its earlier calls). */
+static void test_dst_edges(void)
+{
+	char err[128];
+	int64_t t, want_amb, want_gap;
+	tz_set("America/New_York", err, sizeof err);
+	time_parse("2026-11-01T05:30:00Z", &want_amb, err, sizeof err); /* 01:30 EDT, the earlier */
+	time_parse("2026-03-08T07:30:00Z", &want_gap, err, sizeof err); /* 03:30 EDT */
+	const char *before[] = {"2026-07-01T12:00:00", "2026-12-01T12:00:00", "2026-11-01T01:10:00-05:00",
+	                        "2026-11-01T01:10:00-04:00", "2026-11-01T03:00:00"};
+	for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) {
+		char name[160];
+		time_parse(before[i], &t, err, sizeof err);
+		local_to_utc(2026, 11, 1, 1, 59, 0);
+		snprintf(name, sizeof name, "ambiguous 2026-11-01 01:30 New York is 01:30 EDT (after %s)", before[i]);
+		expect_int(name, want_amb, local_to_utc(2026, 11, 1, 1, 30, 0));
+		time_parse("2026-11-01 01:30", &t, err, sizeof err);
+		snprintf(name, sizeof name, "time_parse of the ambiguous 01:30 agrees (after %s)", before[i]);
+		expect_int(name, want_amb, t);
+		snprintf(name, sizeof name, "non-existent 2026-03-08 02:30 New York moves forward to 03:30 EDT (after %s)",
+		         before[i]);
+		expect_int(name, want_gap, local_to_utc(2026, 3, 8, 2, 30, 0));
+	}
+	time_parse("2026-11-01T06:30:00Z", &t, err, sizeof err);
+	expect_int("01:30 on the day after is plain EST", t + 86400, local_to_utc(2026, 11, 2, 1, 30, 0));
+	expect_int("day 32 of October is November 1st", want_amb, local_to_utc(2026, 10, 32, 1, 30, 0));
+	struct sop_step st = {.day = 1, .hour = 1, .minute = 30};
+	time_parse("2026-10-31T12:00:00-04:00", &t, err, sizeof err);
+	expect_int("sop step 1d 01:30 into the fall-back night: the earlier instant", want_amb, sop_step_due(&st, t));
+	struct policy q = {.has_quiet = 1, .quiet_start = 0, .quiet_end = 90};
+	time_parse("2026-11-01T04:10:00Z", &t, err, sizeof err); /* 00:10 EDT */
+	expect_int("quiet 00:00-01:30 ends at the earlier 01:30 on the fall-back night", want_amb, policy_quiet_end(&q, t));
+	tz_set("Asia/Shanghai", err, sizeof err);
+}
+
+/* timezone: a real zone file, not a directory or another file. */
+static void test_tz_names(void)
+{
+	char err[256];
+	report(tz_set("Asia", err, sizeof err) != 0, "timezone Asia (a directory) is refused", "accepted");
+	report(strstr(err, "not a time zone file") != NULL, "... saying it is not a zone file", "%s", err);
+	report(tz_set("leapseconds", err, sizeof err) != 0, "timezone leapseconds (not TZif) is refused", "accepted");
+	report(tz_set("Nowhere/Atlantis", err, sizeof err) != 0, "an unknown zone is refused", "accepted");
+	report(tz_set("America/New_York", err, sizeof err) == 0, "America/New_York is a zone", "%s", err);
+	report(strcmp(tz_name(), "America/New_York") == 0, "a refused zone left the last good one", "%s", tz_name());
+	tz_set("Asia/Shanghai", err, sizeof err);
+}
+
+/* More than 32 dnd tags all count; more than 32 caps is a rules error. */
+static void test_policy_many(void)
+{
+	char text[8192], path[] = "/tmp/smr-unit-policy-XXXXXX";
+	size_t n = (size_t)snprintf(text, sizeof text, "policy\n  dnd tag");
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n, " t%d", i);
+	n += (size_t)snprintf(text + n, sizeof text - n, "\n  dnd tag u1 u2\n  cap any");
+	for (int i = 0; i < 33; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n, " %d/%dh", i + 1, i + 1);
+	snprintf(text + n, sizeof text - n, "\nend\n");
+	int fd = mkstemp(path);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		report(0, "write a temporary rules file", "mkstemp/write failed");
+		return;
+	}
+	close(fd);
+	struct rules *r = rules_load(path, 1);
+	unlink(path);
+	if (!r) {
+		report(0, "rules_load of the policy", "returned NULL");
+		return;
+	}
+	struct policy *p = policy_parse(r);
+	expect_int("42 dnd tags on two lines are all kept", 42, (int64_t)p->ndnd);
+	report(p->ndnd == 42 && strcmp(p->dnd[39], "t39") == 0 && strcmp(p->dnd[41], "u2") == 0,
+	       "the 40th dnd tag is t39, the last u2", "ndnd %zu", p->ndnd);
+	expect_int("33 caps: one rules error (the 33rd)", 1, p->errors);
+	policy_free(p);
+	rules_free(r);
+}
+
 /* Per-person functions get the person passed in; SQLite's own count(*)
  * and count(x) are left alone; errors carry their offset. */
 static void test_ruleexpr(void)
@@ -1408,6 +1502,9 @@ int main(void)
 	test_step_due();
 	test_ruleexpr();
 	test_csv_formula();
+	test_dst_edges();
+	test_tz_names();
+	test_policy_many();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }

@@ -93,4 +93,45 @@ eq "smr-segment --as-tag: no tag written" 0 "$(sq db.db "SELECT count(*) FROM ta
 invoke /dev/null "$T/sout" "$T/serr" "$SEG" --db db.db --rules seg.rules "$NOW" --count 'not fine'
 status_is "smr-segment: an expression not naming the segment runs" "$INVOKED" 0 "$T/serr"
 
+# timezone: a directory or a non-zone file is a rules error, not UTC
+tz_err() {
+	printf '# rules\ntimezone %s\ntag fine when events > 0\n' "$2" >tz.rules
+	tag --check --rules tz.rules
+	if [ "$TRC" = 2 ] && grep -qE "^smr-tag: tz\.rules:2:10: $3" "$T/terr"; then
+		ok "timezone $2: $1"
+	else
+		fail "timezone $2: $1" "status $TRC, stderr: $(cat "$T/terr")"
+	fi
+}
+tz_err "a directory is refused at 2:10" Asia 'unknown time zone "Asia" \(.* is not a time zone file'
+tz_err "a file that is not TZif is refused" leapseconds 'unknown time zone "leapseconds" \(.* is not a time zone file'
+tz_err "a missing zone is refused" Asia/Atlantis 'unknown time zone "Asia/Atlantis"'
+printf 'timezone America/New_York\ntag fine when events > 0\n' >tz.rules
+tag --check --rules tz.rules
+tstatus "timezone America/New_York passes" 0
+
+# durations: too large is a rules error, a long run of parts no overflow
+printf 'timezone UTC\ntag w when count(%s, %s) > 0\n' "'view'" "'36601d'" >dur.rules
+tag --check --rules dur.rules
+tstatus "a window over 36600d is refused" 2
+long=$(printf '99999999w%.0s' $(seq 12000))
+printf 'timezone UTC\ntag w when count(%s, %s) > 0\n' "'view'" "'$long'" >dur.rules
+tag --check --rules dur.rules
+tstatus "a window of 12000 x 99999999w is refused (no signed overflow)" 2
+printf 'timezone UTC\npolicy\n  dedup %s\nend\n' "$long" >dur.rules
+tag --check --rules dur.rules
+tstatus "a policy duration of 12000 x 99999999w is refused" 2
+
+# policy: 40 dnd tags all hold; a 33rd cap is an error
+{
+	printf 'timezone UTC\npolicy\n  dnd tag'
+	for i in $(seq 40); do printf ' d%s' "$i"; done
+	printf '\n  cap any'
+	for i in $(seq 33); do printf ' %s/%sh' "$i" "$i"; done
+	printf '\nend\n'
+} >pol.rules
+tag --check --rules pol.rules
+tstatus "33 caps: exit 2" 2
+check "33 caps: the 33rd is named" grep -qE '^smr-tag: pol\.rules:4:[0-9]+: too many caps: at most 32' "$T/terr"
+
 finish
