@@ -211,7 +211,10 @@ static int read_only(void *arg, int action, const char *a, const char *b, const 
 	case SQLITE_READ:
 		return SQLITE_OK;
 	case SQLITE_FUNCTION:
-		if ((b && strcasecmp(b, "load_extension") == 0) || (b && strncasecmp(b, "smr_rule_", 9) == 0 && !arg))
+		/* printf('%.*c', 200000000, 'x') runs for seconds past the
+		 * length limit inside one step, where no budget can stop it */
+		if (b && (strcasecmp(b, "load_extension") == 0 || strcasecmp(b, "printf") == 0 ||
+		          strcasecmp(b, "format") == 0 || (strncasecmp(b, "smr_rule_", 9) == 0 && !arg)))
 			break;
 		return SQLITE_OK;
 	default:
