@@ -10,6 +10,7 @@
 #include "../common/source.h"
 #include "../common/transport.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,15 +61,13 @@ static void parse_args(struct args *a, int argc, char **argv)
 }
 
 /* Touch records on stdin (as smr-sop-due prints them): their ids go to
- * temp.send_input. Returns the number of rejected lines. */
-static long read_input(sqlite3 *db)
+ * the sender. Returns the number of rejected lines. */
+static long read_input(struct sender *snd)
 {
 	char err[256];
 	struct source *src = source_open("-", FORMAT_NDJSON, NULL, err, sizeof err);
 	if (!src)
 		smr_die(SMR_FATAL, "<stdin>: %s", err);
-	db_exec(db, "CREATE TEMP TABLE IF NOT EXISTS send_input(id INTEGER PRIMARY KEY)");
-	sqlite3_stmt *ins = db_prepare(db, "INSERT OR IGNORE INTO temp.send_input(id) VALUES (?1)");
 	struct record rec;
 	long rejected = 0;
 	int rc;
@@ -78,14 +77,12 @@ static long read_input(sqlite3 *db)
 			smr_warnx(source_name(src), rec.line, "%s", rec.obj ? "no \"touch\" id in the record" : rec.err);
 			rejected++;
 		} else {
-			db_bind_int(db, ins, 1, json_integer_value(id));
-			db_run(db, ins);
+			sender_input(snd, json_integer_value(id));
 		}
 		record_clear(&rec);
 	}
 	if (rc < 0)
 		smr_die(SMR_FATAL, "<stdin>: %s", rec.err);
-	sqlite3_finalize(ins);
 	source_close(src);
 	return rejected;
 }
@@ -107,10 +104,13 @@ int main(int argc, char **argv)
 	struct transport *t = NULL;
 	if (a.transport && !a.dry_run && !(t = transport_open(a.transport, err, sizeof err)))
 		smr_die(SMR_USAGE, "--transport: %s", err);
+	/* a closed standard output is an error to handle (exit 3, nothing
+	 * left claimed), not a signal that kills the run mid-touch */
+	signal(SIGPIPE, SIG_IGN);
 	sqlite3 *db = db_open(a.o.db);
-	long rejected = a.queued ? 0 : read_input(db);
 	struct person_lookup *pl = person_lookup_open(db, r);
-	struct sender *s = sender_open(db, sops, pol, pl, t, a.o.now, a.dry_run, stdout);
+	struct sender *s = sender_open(db, sops, pol, pl, t, a.o.now, a.o.now_arg != NULL, a.dry_run, stdout);
+	long rejected = a.queued ? 0 : read_input(s);
 	if (t)
 		sender_recover(s);
 	sender_run(s, a.queued, a.limit);

@@ -80,6 +80,12 @@ char *render(const char *tmpl, json_t *vars, char *err, size_t errlen)
 		}
 		char num[32];
 		const char *val = lookup(vars, name, num, sizeof num);
+		if (val && strlen(val) > RENDER_VAR_MAX) {
+			snprintf(err, errlen, "variable \"%.60s\" is %zu bytes, over the limit of %d", name, strlen(val),
+			         RENDER_VAR_MAX);
+			free(b.s);
+			return NULL;
+		}
 		if (!val && !bar) {
 			snprintf(err, errlen, "missing variable \"%.60s\" (no value, no fallback)", name);
 			free(b.s);

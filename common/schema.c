@@ -176,5 +176,10 @@ const char *const smr_migrations[] = {
 	/* 4: per attribute, the ts of the profile event that set it, so the
 	 * newest wins in any ingest order and through merges. */
 	"ALTER TABLE person ADD COLUMN attrs_at TEXT;\n",
+	/* 5: smr-send's per-person look-ups (caps, dedup, fatigue) and its
+	 * queue, walked by person, each with an index of its own so that no
+	 * plan depends on ANALYZE statistics (issue 14's quadratic send) */
+	"CREATE INDEX touch_person ON touch(pid, state, sent_at);\n"
+	"CREATE INDEX touch_queue ON touch(pid, priority DESC, due_at) WHERE state IN ('queued', 'deferred');\n",
 	NULL
 };

@@ -1,22 +1,91 @@
 #include "sender.h"
 #include "db.h"
 #include "err.h"
-#include "ndjson.h"
 #include "render.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Events that count as a response, for fatigue. */
 #define RESPONSE_TYPES "('click', 'message', 'order', 'coupon_use', 'add_cart', 'pay_start')"
 
+/* The statements run for every touch. Each names the index it is meant to
+ * use where the planner could pick another one without ANALYZE statistics
+ * (INDEXED BY: a schema change that loses the index fails loudly instead of
+ * turning a look-up into a scan); tests/unit.c holds every plan. */
+enum {
+	Q_CLAIM, Q_RECORD, Q_RELEASE, Q_ENROLLMENT, Q_ENTERED, Q_TAG, Q_DEDUP, Q_RECENT,
+	Q_UNANSWERED, Q_LAST_RESPONSE, Q_ITEM, Q_ATTRS, Q_QUEUE_END, Q_QUEUE_PAGE,
+	Q_INPUT_END, Q_INPUT_PAGE, NQ
+};
+
+#define TOUCH_COLUMNS "t.id, t.pid, t.enrollment, t.step, t.priority, t.due_at, t.sop, t.channel, t.content, " \
+                      "coalesce(t.staff, '')"
+
+const struct sender_sql sender_hot_sql[] = {
+	[Q_CLAIM] = {"claim",
+		"UPDATE touch SET state = 'claimed', claimed_by = ?2, claimed_at = ?3 "
+		"WHERE id = ?1 AND state IN ('queued', 'deferred') AND coalesce(not_before, 0) <= ?3"},
+	[Q_RECORD] = {"record",
+		"UPDATE touch SET state = ?2, reason = ?3, not_before = ?4, rendered = coalesce(?5, rendered), "
+		"sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END WHERE id = ?1"},
+	[Q_RELEASE] = {"release",
+		"UPDATE touch SET state = 'queued', claimed_by = NULL, claimed_at = NULL, reason = ?2 "
+		"WHERE id = ?1 AND state = 'claimed'"},
+	[Q_ENROLLMENT] = {"enrollment",
+		"SELECT state, coalesce(exit_reason, ''), day0, trigger_tag FROM enrollment WHERE id = ?1"},
+	/* an exit tag entered in [day 0, now]: held now, or entered and left */
+	[Q_ENTERED] = {"entered",
+		"SELECT 1 FROM tag WHERE pid = ?1 AND tag = ?2 AND since BETWEEN ?3 AND ?4 "
+		"UNION ALL SELECT 1 FROM tag_log WHERE pid = ?1 AND tag = ?2 AND op = 'add' AND at BETWEEN ?3 AND ?4"},
+	[Q_TAG] = {"tag", "SELECT since FROM tag WHERE pid = ?1 AND tag = ?2"},
+	[Q_DEDUP] = {"dedup",
+		"SELECT 1 FROM touch INDEXED BY touch_person "
+		"WHERE pid = ?1 AND state = 'sent' AND sent_at > ?3 AND content = ?2 AND id <> ?4"},
+	/* the touches caps count: sent, and claimed or unknown (they may have
+	 * gone out), with the time each counts from */
+	[Q_RECENT] = {"recent",
+		"SELECT sent_at, channel FROM touch INDEXED BY touch_person "
+		"WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2 AND id <> ?3 "
+		"UNION ALL SELECT claimed_at, channel FROM touch INDEXED BY touch_person "
+		"WHERE pid = ?1 AND state IN ('claimed', 'unknown') AND claimed_at > ?2 AND id <> ?3"},
+	[Q_UNANSWERED] = {"unanswered",
+		"SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2"},
+	[Q_LAST_RESPONSE] = {"last_response",
+		"SELECT coalesce(max(ts), 0) FROM event WHERE pid = ?1 AND type IN " RESPONSE_TYPES " AND ts <= ?2"},
+	[Q_ITEM] = {"item",
+		"SELECT item FROM event WHERE pid = ?1 AND item IS NOT NULL AND ts <= ?2 ORDER BY ts DESC LIMIT 1"},
+	[Q_ATTRS] = {"attrs", "SELECT attrs FROM person WHERE pid = ?1"},
+	/* the queue, a window at a time: the last person of the next
+	 * SENDER_WINDOW due touches, then every due touch up to that person */
+	[Q_QUEUE_END] = {"queue_end",
+		"SELECT max(pid) FROM (SELECT pid FROM touch INDEXED BY touch_queue "
+		"WHERE state IN ('queued', 'deferred') AND pid > ?1 AND due_at <= ?2 AND coalesce(not_before, 0) <= ?2 "
+		"ORDER BY pid LIMIT ?3)"},
+	[Q_QUEUE_PAGE] = {"queue_page",
+		"SELECT " TOUCH_COLUMNS " FROM touch t INDEXED BY touch_queue "
+		"WHERE t.state IN ('queued', 'deferred') AND t.pid > ?1 AND t.pid <= ?2 AND t.due_at <= ?3 "
+		"AND coalesce(t.not_before, 0) <= ?3 ORDER BY t.pid, t.priority DESC, t.due_at, t.id"},
+	[Q_INPUT_END] = {"input_end",
+		"SELECT max(pid) FROM (SELECT pid FROM temp.send_input WHERE pid > ?1 AND ?2 = ?2 ORDER BY pid LIMIT ?3)"},
+	[Q_INPUT_PAGE] = {"input_page",
+		"SELECT " TOUCH_COLUMNS " FROM temp.send_input i JOIN touch t ON t.id = i.id "
+		"WHERE i.pid > ?1 AND i.pid <= ?2 AND ?3 = ?3 ORDER BY t.pid, t.priority DESC, t.due_at, t.id"},
+	[NQ] = {NULL, NULL},
+};
+
+const char sender_input_schema[] =
+	"CREATE TEMP TABLE IF NOT EXISTS send_input(id INTEGER PRIMARY KEY, pid INTEGER);\n"
+	"CREATE INDEX IF NOT EXISTS temp.send_input_pid ON send_input(pid);\n";
+
 struct touch {
-	int64_t id, pid, enrollment, due_at, day0;
+	int64_t id, pid, enrollment, due_at;
 	int step, priority;
-	char sop[64], channel[64], content[64], staff[128], enr_state[16], exit_reason[128];
+	char sop[64], channel[64], content[64], staff[128];
 };
 
 struct sender {
@@ -26,24 +95,24 @@ struct sender {
 	struct person_lookup *pl;
 	struct transport *t;
 	int64_t now;
-	int dry_run;
+	int fixed_now, dry_run;
 	FILE *out;
-	char me[128];
+	char me[160];
 	struct send_stats st;
+	int64_t cap_horizon;   /* the longest cap window */
 	/* The outcome of the last delivery, recorded in the same transaction
 	 * as the next claim: one commit per touch, and the outcome is durable
 	 * before the next delivery starts. */
 	struct pending {
 		int has;
-		struct touch *t;
+		struct touch t;
 		const char *result;
 		char reason[256];
-		int64_t not_before;
+		int64_t not_before, at;
 		char *text;
 	} out_pending;
-	sqlite3_stmt *claim, *record, *dnd, *dedup, *cap, *last_response, *unanswered, *item, *attrs;
+	sqlite3_stmt *q[NQ];
 };
-
 
 /* What the policy says about one touch. */
 struct verdict {
@@ -58,46 +127,124 @@ static const char *col_text(sqlite3_stmt *st, int i)
 	return s ? s : "";
 }
 
+/* The start of process PID as "ticks-boot": its start time in clock ticks
+ * since boot (/proc/PID/stat, field 22) and the first group of the boot
+ * id, so that a pid reused later, even after a reboot, does not match.
+ * 0, or -1 if /proc cannot say. */
+static int proc_start(pid_t pid, char *buf, size_t len)
+{
+	char path[64], line[1024], boot[64] = "", *save = NULL;
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(line, 1, sizeof line - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	char *p = strrchr(line, ')'); /* the command name may hold spaces and parentheses */
+	if (!p)
+		return -1;
+	int field = 2;
+	const char *start = NULL;
+	for (char *tok = strtok_r(p + 1, " ", &save); tok && !start; tok = strtok_r(NULL, " ", &save))
+		if (++field == 22)
+			start = tok;
+	if (!start)
+		return -1;
+	if ((f = fopen("/proc/sys/kernel/random/boot_id", "re"))) {
+		if (!fgets(boot, sizeof boot, f))
+			boot[0] = '\0';
+		fclose(f);
+	}
+	boot[strcspn(boot, "-\n")] = '\0';
+	snprintf(buf, len, "%s-%s", start, boot);
+	return 0;
+}
+
+/* This run, unique on this host across pid reuse and reboots:
+ * "host:pid:start", start being the process start time in clock ticks
+ * since boot and the boot id ("0" when /proc cannot say). */
+static void run_id(char *buf, size_t len)
+{
+	char host[64] = "localhost", start[96] = "0";
+	gethostname(host, sizeof host - 1);
+	host[strcspn(host, ":")] = '\0';
+	if (proc_start(getpid(), start, sizeof start) != 0)
+		snprintf(start, sizeof start, "0");
+	snprintf(buf, len, "%s:%ld:%s", host, (long)getpid(), start);
+}
+
 struct sender *sender_open(sqlite3 *db, const struct sops *sops, const struct policy *pol,
-                           struct person_lookup *pl, struct transport *t, int64_t now, int dry_run, FILE *out)
+                           struct person_lookup *pl, struct transport *t, int64_t now, int fixed_now,
+                           int dry_run, FILE *out)
 {
 	struct sender *s = xcalloc(1, sizeof *s);
-	*s = (struct sender){.db = db, .sops = sops, .pol = pol, .pl = pl, .t = t, .now = now, .dry_run = dry_run, .out = out};
-	char host[64] = "localhost";
-	gethostname(host, sizeof host - 1);
-	snprintf(s->me, sizeof s->me, "%s:%ld", host, (long)getpid());
-	s->claim = db_prepare(db, "UPDATE touch SET state = 'claimed', claimed_by = ?2, claimed_at = ?3 "
-	                          "WHERE id = ?1 AND state IN ('queued', 'deferred') AND coalesce(not_before, 0) <= ?3");
-	s->record = db_prepare(db, "UPDATE touch SET state = ?2, reason = ?3, not_before = ?4, rendered = coalesce(?5, rendered), "
-	                           "sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END WHERE id = ?1");
-	s->dnd = db_prepare(db, "SELECT tag FROM tag WHERE pid = ?1 AND tag = ?2");
-	s->dedup = db_prepare(db, "SELECT 1 FROM touch WHERE pid = ?1 AND content = ?2 AND state = 'sent' AND sent_at > ?3 AND id <> ?4");
-	s->cap = db_prepare(db, "SELECT count(*), min(coalesce(sent_at, claimed_at)) FROM touch WHERE pid = ?1 AND id <> ?2 "
-	                        "AND state IN ('sent', 'claimed', 'unknown') AND (?3 = 'any' OR channel = ?3) "
-	                        "AND coalesce(sent_at, claimed_at) > ?4");
-	s->last_response = db_prepare(db, "SELECT coalesce(max(ts), 0) FROM event WHERE pid = ?1 AND ts <= ?2 AND type IN " RESPONSE_TYPES);
-	s->unanswered = db_prepare(db, "SELECT count(*) FROM touch WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2");
-	s->item = db_prepare(db, "SELECT item FROM event WHERE pid = ?1 AND item IS NOT NULL AND ts <= ?2 ORDER BY ts DESC LIMIT 1");
-	s->attrs = db_prepare(db, "SELECT attrs FROM person WHERE pid = ?1");
+	*s = (struct sender){.db = db, .sops = sops, .pol = pol, .pl = pl, .t = t, .now = now,
+	                     .fixed_now = fixed_now, .dry_run = dry_run, .out = out};
+	run_id(s->me, sizeof s->me);
+	db_exec(db, sender_input_schema);
+	for (int i = 0; i < NQ; i++)
+		s->q[i] = db_prepare(db, sender_hot_sql[i].sql);
+	for (size_t i = 0; i < pol->ncaps; i++)
+		if (pol->caps[i].period > s->cap_horizon)
+			s->cap_horizon = pol->caps[i].period;
+	if (pol->fatigue_n && pol->fatigue_window > s->cap_horizon)
+		s->cap_horizon = pol->fatigue_window;
 	return s;
 }
 
 void sender_close(struct sender *s, struct send_stats *st)
 {
 	*st = s->st;
-	sqlite3_stmt *all[] = {s->claim, s->record, s->dnd, s->dedup, s->cap, s->last_response, s->unanswered, s->item, s->attrs};
-	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-		sqlite3_finalize(all[i]);
+	for (int i = 0; i < NQ; i++)
+		sqlite3_finalize(s->q[i]);
+	free(s->out_pending.text);
 	free(s);
 }
 
+void sender_input(struct sender *s, int64_t id)
+{
+	sqlite3_stmt *ins = db_prepare(s->db, "INSERT OR IGNORE INTO temp.send_input(id) VALUES (?1)");
+	db_bind_int(s->db, ins, 1, id);
+	db_run(s->db, ins);
+	sqlite3_finalize(ins);
+}
+
+/* Without --now, each touch is judged and recorded at the real time. */
+static void tick(struct sender *s)
+{
+	if (!s->fixed_now)
+		s->now = (int64_t)time(NULL);
+}
+
+/* Standard output failed: the outcomes are in the database; a touch
+ * claimed and not yet delivered (CLAIMED, 0 if none) is queued again so
+ * that a later run sends it. Exit 3. */
+static _Noreturn void stdout_failed(struct sender *s, int64_t claimed, int err)
+{
+	if (claimed && !s->dry_run) {
+		db_begin(s->db);
+		db_bind_int(s->db, s->q[Q_RELEASE], 1, claimed);
+		db_bind_text(s->db, s->q[Q_RELEASE], 2, "standard output failed before delivery");
+		db_run(s->db, s->q[Q_RELEASE]);
+		db_commit(s->db);
+	}
+	smr_die(SMR_FATAL, "stdout: %s (outcomes so far are recorded in the database)", strerror(err ? err : EIO));
+}
+
+static void add_ids(struct sender *s, const struct touch *t, json_t *o)
+{
+	person_add_ids(s->pl, t->pid, o);
+}
+
+/* Print one result record; a failure of standard output ends the run. */
 static void print_result(struct sender *s, const struct touch *t, const char *result, const char *reason,
-                         int64_t not_before, const char *text)
+                         int64_t not_before, const char *text, int64_t claimed)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "touch", json_integer(t->id));
 	json_object_set_new(o, "pid", json_integer(t->pid));
-	person_add_ids(s->pl, t->pid, o);
+	add_ids(s, t, o);
 	json_object_set_new(o, "sop", json_string(t->sop));
 	json_object_set_new(o, "step", json_integer(t->step));
 	json_object_set_new(o, "channel", json_string(t->channel));
@@ -110,20 +257,28 @@ static void print_result(struct sender *s, const struct touch *t, const char *re
 		json_object_set_new(o, "text", json_string(text));
 	if (s->dry_run)
 		json_object_set_new(o, "dry_run", json_true());
-	ndjson_put(s->out, o, 0);
-	if (fflush(s->out) != 0)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	char *line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!line)
+		smr_die(SMR_FATAL, "out of memory");
+	errno = 0;
+	int bad = fputs(line, s->out) == EOF || fputc('\n', s->out) == EOF || fflush(s->out) != 0;
+	free(line);
+	if (bad)
+		stdout_failed(s, claimed, errno);
 }
 
-static void record(struct sender *s, int64_t id, const char *state, const char *reason, int64_t not_before, const char *text)
+static void record(struct sender *s, int64_t id, const char *state, const char *reason, int64_t not_before,
+                   const char *text, int64_t at)
 {
-	db_bind_int(s->db, s->record, 1, id);
-	db_bind_text(s->db, s->record, 2, state);
-	db_bind_text(s->db, s->record, 3, reason && *reason ? reason : NULL);
-	db_bind_opt_int(s->db, s->record, 4, not_before != 0, not_before);
-	db_bind_text(s->db, s->record, 5, text);
-	db_bind_int(s->db, s->record, 6, s->now);
-	db_run(s->db, s->record);
+	sqlite3_stmt *st = s->q[Q_RECORD];
+	db_bind_int(s->db, st, 1, id);
+	db_bind_text(s->db, st, 2, state);
+	db_bind_text(s->db, st, 3, reason && *reason ? reason : NULL);
+	db_bind_opt_int(s->db, st, 4, not_before != 0, not_before);
+	db_bind_text(s->db, st, 5, text);
+	db_bind_int(s->db, st, 6, at);
+	db_run(s->db, st);
 }
 
 static const struct sop *find_sop(const struct sops *all, const char *name)
@@ -141,18 +296,82 @@ static int64_t one_int(struct sender *s, sqlite3_stmt *st)
 	return v;
 }
 
+/* The person's tag TAG: 1 and its since in *since, or 0. */
+static int tag_since(struct sender *s, int64_t pid, const char *tag, int64_t *since)
+{
+	sqlite3_stmt *st = s->q[Q_TAG];
+	db_bind_int(s->db, st, 1, pid);
+	db_bind_text(s->db, st, 2, tag);
+	int hit = db_row(s->db, st);
+	if (hit && since)
+		*since = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return hit;
+}
+
 static int dnd_tag(struct sender *s, const struct touch *t, char *which, size_t len)
 {
-	for (size_t i = 0; i < s->pol->ndnd; i++) {
-		db_bind_int(s->db, s->dnd, 1, t->pid);
-		db_bind_text(s->db, s->dnd, 2, s->pol->dnd[i]);
-		int hit = db_row(s->db, s->dnd);
-		sqlite3_reset(s->dnd);
-		if (hit) {
+	for (size_t i = 0; i < s->pol->ndnd; i++)
+		if (tag_since(s, t->pid, s->pol->dnd[i], NULL)) {
 			snprintf(which, len, "%s", s->pol->dnd[i]);
 			return 1;
 		}
+	return 0;
+}
+
+/* Whether the person entered TAG at or after DAY0 and by now. */
+static int entered(struct sender *s, int64_t pid, const char *tag, int64_t day0)
+{
+	sqlite3_stmt *st = s->q[Q_ENTERED];
+	db_bind_int(s->db, st, 1, pid);
+	db_bind_text(s->db, st, 2, tag);
+	db_bind_int(s->db, st, 3, day0);
+	db_bind_int(s->db, st, 4, s->now);
+	return one_int(s, st) != 0;
+}
+
+/* The enrollment as it is now: the person converted (an exit tag entered
+ * since day 0), left the trigger (on_leave exit) or re-entered it, or the
+ * enrollment exited: then *V says suppressed. Sets *day0. */
+static int converted(struct sender *s, const struct touch *t, const struct sop *sp, int64_t *day0,
+                     struct verdict *v)
+{
+	sqlite3_stmt *st = s->q[Q_ENROLLMENT];
+	char state[16] = "", why[128] = "", trigger[64] = "";
+	db_bind_int(s->db, st, 1, t->enrollment);
+	int found = db_row(s->db, st);
+	if (found) {
+		snprintf(state, sizeof state, "%s", col_text(st, 0));
+		snprintf(why, sizeof why, "%s", col_text(st, 1));
+		*day0 = sqlite3_column_int64(st, 2);
+		snprintf(trigger, sizeof trigger, "%s", col_text(st, 3));
 	}
+	sqlite3_reset(st);
+	v->result = "suppressed";
+	if (!found) {
+		snprintf(v->reason, sizeof v->reason, "enrollment %lld no longer exists", (long long)t->enrollment);
+		return 1;
+	}
+	if (strcmp(state, "exited") == 0) {
+		snprintf(v->reason, sizeof v->reason, "enrollment exited (%s)", why);
+		return 1;
+	}
+	for (size_t k = 0; k < sp->nexits; k++)
+		if (entered(s, t->pid, sp->exits[k], *day0)) {
+			snprintf(v->reason, sizeof v->reason, "converted: entered %s after day 0", sp->exits[k]);
+			return 1;
+		}
+	int64_t since = 0;
+	int holds = tag_since(s, t->pid, trigger, &since);
+	if (sp->exit_on_leave && (!holds || since != *day0)) {
+		snprintf(v->reason, sizeof v->reason, "left %s", trigger);
+		return 1;
+	}
+	if (holds && since > *day0 && since <= s->now) {
+		snprintf(v->reason, sizeof v->reason, "re-entered %s (a new enrollment follows)", trigger);
+		return 1;
+	}
+	v->result = NULL;
 	return 0;
 }
 
@@ -160,16 +379,18 @@ static int fatigued(struct sender *s, const struct touch *t)
 {
 	if (!s->pol->fatigue_n)
 		return 0;
-	db_bind_int(s->db, s->last_response, 1, t->pid);
-	db_bind_int(s->db, s->last_response, 2, s->now);
-	int64_t last = one_int(s, s->last_response);
-	db_bind_int(s->db, s->unanswered, 1, t->pid);
-	db_bind_int(s->db, s->unanswered, 2, last);
-	return one_int(s, s->unanswered) >= s->pol->fatigue_n;
+	sqlite3_stmt *lr = s->q[Q_LAST_RESPONSE], *un = s->q[Q_UNANSWERED];
+	db_bind_int(s->db, lr, 1, t->pid);
+	db_bind_int(s->db, lr, 2, s->now);
+	int64_t last = one_int(s, lr);
+	db_bind_int(s->db, un, 1, t->pid);
+	db_bind_int(s->db, un, 2, last);
+	return one_int(s, un) >= s->pol->fatigue_n;
 }
 
 /* The earliest time at or after now that every cap allows this touch,
- * with the cap that binds last in *why; now if none binds. */
+ * with the cap that binds last in *why; now if none binds. The touches
+ * counted are read once, over the longest cap window. */
 static int64_t cap_fit(struct sender *s, const struct touch *t, char *why, size_t len)
 {
 	struct cap caps[POLICY_MAX + 1];
@@ -177,23 +398,35 @@ static int64_t cap_fit(struct sender *s, const struct touch *t, char *why, size_
 	memcpy(caps, s->pol->caps, n * sizeof *caps);
 	if (fatigued(s, t)) /* unanswered touches: one per fatigue window */
 		caps[n++] = (struct cap){"any", "1/fatigue", 1, s->pol->fatigue_window};
+	if (n == 0)
+		return s->now;
+	long count[POLICY_MAX + 1] = {0};
+	int64_t oldest[POLICY_MAX + 1] = {0};
+	sqlite3_stmt *st = s->q[Q_RECENT];
+	db_bind_int(s->db, st, 1, t->pid);
+	db_bind_int(s->db, st, 2, s->now - s->cap_horizon);
+	db_bind_int(s->db, st, 3, t->id);
+	while (db_row(s->db, st)) {
+		int64_t at = sqlite3_column_int64(st, 0);
+		const char *ch = col_text(st, 1);
+		for (size_t i = 0; i < n; i++) {
+			int any = strcmp(caps[i].channel, "any") == 0;
+			if ((!any && strcmp(caps[i].channel, ch) != 0) || at <= s->now - caps[i].period)
+				continue;
+			if (count[i]++ == 0 || at < oldest[i])
+				oldest[i] = at;
+		}
+	}
+	sqlite3_reset(st);
 	int64_t fit = s->now;
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(caps[i].channel, "any") != 0 && strcmp(caps[i].channel, t->channel) != 0)
 			continue;
-		db_bind_int(s->db, s->cap, 1, t->pid);
-		db_bind_int(s->db, s->cap, 2, t->id);
-		db_bind_text(s->db, s->cap, 3, caps[i].channel);
-		db_bind_int(s->db, s->cap, 4, s->now - caps[i].period);
-		if (db_row(s->db, s->cap) && sqlite3_column_int(s->cap, 0) >= caps[i].n) {
-			int64_t at = sqlite3_column_int64(s->cap, 1) + caps[i].period;
-			if (at > fit) {
-				fit = at;
-				snprintf(why, len, "cap %.60s %s%s", caps[i].channel, caps[i].spec,
-				         i >= s->pol->ncaps ? " (fatigue: no response to recent touches)" : "");
-			}
-		}
-		sqlite3_reset(s->cap);
+		if (count[i] < caps[i].n || oldest[i] + caps[i].period <= fit)
+			continue;
+		fit = oldest[i] + caps[i].period;
+		snprintf(why, len, "cap %.60s %s%s", caps[i].channel, caps[i].spec,
+		         i >= s->pol->ncaps ? " (fatigue: no response to recent touches)" : "");
 	}
 	return fit;
 }
@@ -211,6 +444,7 @@ static void defer_or_suppress(struct verdict *v, int64_t at, int64_t window_end,
 	}
 }
 
+/* The policy, on the database as it is inside the claim's transaction. */
 static void decide(struct sender *s, const struct touch *t, struct verdict *v)
 {
 	char why[200] = "";
@@ -221,12 +455,10 @@ static void decide(struct sender *s, const struct touch *t, struct verdict *v)
 		snprintf(v->reason, sizeof v->reason, "sop %s is no longer in the rules", t->sop);
 		return;
 	}
-	if (strcmp(t->enr_state, "exited") == 0) {
-		v->result = "suppressed";
-		snprintf(v->reason, sizeof v->reason, "enrollment exited (%s)", t->exit_reason);
+	int64_t day0 = 0;
+	if (converted(s, t, sp, &day0, v))
 		return;
-	}
-	int64_t window_end = t->day0 + sp->window;
+	int64_t window_end = day0 + sp->window;
 	if (s->now >= window_end) {
 		v->result = "suppressed";
 		snprintf(v->reason, sizeof v->reason, "outside the SOP window");
@@ -238,11 +470,12 @@ static void decide(struct sender *s, const struct touch *t, struct verdict *v)
 		return;
 	}
 	if (s->pol->dedup) {
-		db_bind_int(s->db, s->dedup, 1, t->pid);
-		db_bind_text(s->db, s->dedup, 2, t->content);
-		db_bind_int(s->db, s->dedup, 3, s->now - s->pol->dedup);
-		db_bind_int(s->db, s->dedup, 4, t->id);
-		if (one_int(s, s->dedup)) {
+		sqlite3_stmt *st = s->q[Q_DEDUP];
+		db_bind_int(s->db, st, 1, t->pid);
+		db_bind_text(s->db, st, 2, t->content);
+		db_bind_int(s->db, st, 3, s->now - s->pol->dedup);
+		db_bind_int(s->db, st, 4, t->id);
+		if (one_int(s, st)) {
 			v->result = "suppressed";
 			snprintf(v->reason, sizeof v->reason, "dedup: content %s already sent within the dedup window", t->content);
 			return;
@@ -265,24 +498,43 @@ static void decide(struct sender *s, const struct touch *t, struct verdict *v)
 static json_t *variables(struct sender *s, const struct touch *t)
 {
 	json_t *vars = NULL;
-	db_bind_int(s->db, s->attrs, 1, t->pid);
-	if (db_row(s->db, s->attrs))
-		vars = json_loads(col_text(s->attrs, 0), 0, NULL);
-	sqlite3_reset(s->attrs);
+	sqlite3_stmt *at = s->q[Q_ATTRS], *it = s->q[Q_ITEM];
+	db_bind_int(s->db, at, 1, t->pid);
+	if (db_row(s->db, at))
+		vars = json_loads(col_text(at, 0), 0, NULL);
+	sqlite3_reset(at);
 	if (!json_is_object(vars)) {
 		json_decref(vars);
 		vars = json_object();
 	}
-	db_bind_int(s->db, s->item, 1, t->pid);
-	db_bind_int(s->db, s->item, 2, s->now);
-	if (db_row(s->db, s->item))
-		json_object_set_new(vars, "item", json_string(col_text(s->item, 0)));
-	sqlite3_reset(s->item);
+	db_bind_int(s->db, it, 1, t->pid);
+	db_bind_int(s->db, it, 2, s->now);
+	if (db_row(s->db, it))
+		json_object_set_new(vars, "item", json_string(col_text(it, 0)));
+	sqlite3_reset(it);
 	if (t->staff[0])
 		json_object_set_new(vars, "staff", json_string(t->staff));
 	json_object_set_new(vars, "pid", json_integer(t->pid));
 	json_object_set_new(vars, "sop", json_string(t->sop));
 	return vars;
+}
+
+/* Render the touch's content, or set *V (content gone, or the template
+ * failed). */
+static char *render_touch(struct sender *s, const struct touch *t, struct verdict *v)
+{
+	const struct content *ct = sops_content(s->sops, t->content);
+	if (!ct) {
+		v->result = "suppressed";
+		snprintf(v->reason, sizeof v->reason, "content %s is no longer in the rules", t->content);
+		return NULL;
+	}
+	json_t *vars = variables(s, t);
+	char *text = render(ct->text, vars, v->reason, sizeof v->reason);
+	json_decref(vars);
+	if (!text)
+		v->result = "failed";
+	return text;
 }
 
 static char *message(struct sender *s, const struct touch *t, const char *text, const char *key)
@@ -291,7 +543,7 @@ static char *message(struct sender *s, const struct touch *t, const char *text, 
 	json_object_set_new(o, "touch", json_integer(t->id));
 	json_object_set_new(o, "idempotency_key", json_string(key));
 	json_object_set_new(o, "pid", json_integer(t->pid));
-	person_add_ids(s->pl, t->pid, o);
+	add_ids(s, t, o);
 	json_object_set_new(o, "channel", json_string(t->channel));
 	if (t->staff[0])
 		json_object_set_new(o, "staff", json_string(t->staff));
@@ -319,88 +571,106 @@ static void record_pending(struct sender *s)
 {
 	struct pending *p = &s->out_pending;
 	if (p->has)
-		record(s, p->t->id, p->result, p->reason, p->not_before, p->text);
+		record(s, p->t.id, p->result, p->reason, p->not_before, p->text, p->at);
 }
 
-/* Print it once its transaction has committed. */
-static void print_pending(struct sender *s)
+/* Print it once its transaction has committed; CLAIMED is a touch claimed
+ * in that transaction and not delivered yet (0 if none). */
+static void print_pending(struct sender *s, int64_t claimed)
 {
 	struct pending *p = &s->out_pending;
 	if (!p->has)
 		return;
+	p->has = 0;
 	int sent = strcmp(p->result, "sent") == 0;
-	print_result(s, p->t, p->result, p->reason, p->not_before, sent ? p->text : NULL);
 	tally(s, p->result);
+	print_result(s, &p->t, p->result, p->reason, p->not_before, sent ? p->text : NULL, claimed);
 	free(p->text);
-	memset(p, 0, sizeof *p);
+	p->text = NULL;
 }
 
-/* Claim, decide and render in one write transaction, so that two senders
- * never both count a cap as free or both send one touch. */
-static void send_one(struct sender *s, struct touch *t)
+/* The transport could not go on (a file: write error): nothing was
+ * delivered, so the touch is queued again for a later run. Exit 3. */
+static _Noreturn void transport_broke(struct sender *s, const struct touch *t, const char *why)
 {
-	struct verdict v;
-	char *text = NULL;
-	if (!s->dry_run) /* a dry run is one transaction, rolled back at the end */
-		db_begin(s->db);
-	record_pending(s);
-	db_bind_int(s->db, s->claim, 1, t->id);
-	db_bind_text(s->db, s->claim, 2, s->me);
-	db_bind_int(s->db, s->claim, 3, s->now);
-	db_run(s->db, s->claim);
-	if (sqlite3_changes(s->db) == 0) {
-		if (!s->dry_run)
-			db_commit(s->db); /* the pending outcome */
-		print_pending(s);
-		s->st.skipped++;
-		return; /* sent, claimed or deferred elsewhere */
-	}
-	decide(s, t, &v);
-	if (!v.result) {
-		const struct content *ct = sops_content(s->sops, t->content);
-		json_t *vars = ct ? variables(s, t) : NULL;
-		text = ct ? render(ct->text, vars, v.reason, sizeof v.reason) : NULL;
-		json_decref(vars);
-		if (!ct) {
-			v.result = "suppressed";
-			snprintf(v.reason, sizeof v.reason, "content %s is no longer in the rules", t->content);
-		} else if (!text) {
-			v.result = "failed";
-		}
-	}
-	if (s->dry_run) {
-		/* record as if delivered, so caps later in the run see it */
-		record(s, t->id, v.result ? v.result : "sent", v.reason, v.not_before, text);
-		print_result(s, t, v.result ? v.result : "sent", v.reason, v.not_before, text);
-		tally(s, v.result ? v.result : "sent");
-		free(text);
-		return;
-	}
-	if (v.result) {
-		record(s, t->id, v.result, v.reason, v.not_before, NULL);
-		db_commit(s->db);
-		print_pending(s);
-		print_result(s, t, v.result, v.reason, v.not_before, NULL);
-		tally(s, v.result);
-		return;
-	}
-	db_commit(s->db); /* claimed: from here a crash leaves it 'claimed' */
-	print_pending(s);
+	db_begin(s->db);
+	db_bind_int(s->db, s->q[Q_RELEASE], 1, t->id);
+	db_bind_text(s->db, s->q[Q_RELEASE], 2, why);
+	db_run(s->db, s->q[Q_RELEASE]);
+	db_commit(s->db);
+	smr_die(SMR_FATAL, "%s (touch %lld left queued for the next run)", why, (long long)t->id);
+}
+
+static void deliver(struct sender *s, const struct touch *t, char *text)
+{
 	char key[64], why[256];
 	snprintf(key, sizeof key, "smr-touch-%lld", (long long)t->id);
 	char *msg = message(s, t, text, key);
 	enum delivery d = transport_send(s->t, msg, key, why, sizeof why);
 	free(msg);
-	const char *result = d == DELIVERED ? "sent" : d == RETRY_LATER ? "deferred" : "failed";
+	if (d == TRANSPORT_BROKEN) {
+		free(text);
+		transport_broke(s, t, why);
+	}
+	tick(s);
 	if (d == DELIVERED)
 		why[0] = '\0'; /* an earlier attempt's error is history */
 	struct pending *p = &s->out_pending;
 	p->has = 1;
-	p->t = t;
-	p->result = result;
+	p->t = *t;
+	p->result = d == DELIVERED ? "sent" : d == RETRY_LATER ? "deferred" : "failed";
 	snprintf(p->reason, sizeof p->reason, "%s", why);
 	p->not_before = d == RETRY_LATER ? s->now + 600 : 0; /* try again in ten minutes */
+	p->at = s->now;
 	p->text = text;
+}
+
+/* Claim, decide and render in one write transaction, so that two senders
+ * never both count a cap as free or both send one touch, and every
+ * decision reads the database as it is at the claim. */
+static void send_one(struct sender *s, struct touch *t)
+{
+	struct verdict v;
+	char *text = NULL;
+	tick(s);
+	if (!s->dry_run) /* a dry run is one transaction, rolled back at the end */
+		db_begin(s->db);
+	record_pending(s);
+	sqlite3_stmt *cl = s->q[Q_CLAIM];
+	db_bind_int(s->db, cl, 1, t->id);
+	db_bind_text(s->db, cl, 2, s->me);
+	db_bind_int(s->db, cl, 3, s->now);
+	db_run(s->db, cl);
+	if (sqlite3_changes(s->db) == 0) {
+		if (!s->dry_run)
+			db_commit(s->db); /* the pending outcome */
+		print_pending(s, 0);
+		s->st.skipped++;
+		return; /* sent, claimed or deferred elsewhere */
+	}
+	decide(s, t, &v);
+	if (!v.result)
+		text = render_touch(s, t, &v);
+	if (s->dry_run) {
+		/* record as if delivered, so caps later in the run see it */
+		const char *r = v.result ? v.result : "sent";
+		record(s, t->id, r, v.reason, v.not_before, text, s->now);
+		tally(s, r);
+		print_result(s, t, r, v.reason, v.not_before, text, 0);
+		free(text);
+		return;
+	}
+	if (v.result) {
+		record(s, t->id, v.result, v.reason, v.not_before, NULL, s->now);
+		db_commit(s->db);
+		print_pending(s, 0);
+		tally(s, v.result);
+		print_result(s, t, v.result, v.reason, v.not_before, NULL, 0);
+		return;
+	}
+	db_commit(s->db); /* claimed: from here a crash leaves it 'claimed' */
+	print_pending(s, t->id);
+	deliver(s, t, text);
 }
 
 /* The last outcome, when no claim follows it. */
@@ -411,24 +681,34 @@ static void flush_pending(struct sender *s)
 	db_begin(s->db);
 	record_pending(s);
 	db_commit(s->db);
-	print_pending(s);
+	print_pending(s, 0);
 }
 
+/* Whether the run CLAIMED_BY ("host:pid:start", or "host:pid" from older
+ * versions) is still at work: 1 yes, 0 gone, -1 another host. */
 static int alive(const char *claimed_by, const char *me)
 {
-	const char *colon = strrchr(claimed_by, ':');
-	const char *mine = strrchr(me, ':');
-	if (!colon || !mine || (size_t)(colon - claimed_by) != (size_t)(mine - me) ||
-	    strncmp(claimed_by, me, (size_t)(colon - claimed_by)) != 0)
+	size_t hl = strcspn(claimed_by, ":");
+	if (claimed_by[hl] != ':' || hl != strcspn(me, ":") || strncmp(claimed_by, me, hl) != 0)
 		return -1; /* another host: cannot tell */
-	long pid = atol(colon + 1);
-	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+	char *end;
+	long pid = strtol(claimed_by + hl + 1, &end, 10);
+	if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
+		return 0;
+	if (*end != ':')
+		return 1; /* an older claim without the start time */
+	char start[96];
+	if (proc_start((pid_t)pid, start, sizeof start) != 0)
+		return 0;
+	return strcmp(end + 1, start) == 0; /* else the pid was reused */
 }
 
 void sender_recover(struct sender *s)
 {
 	sqlite3_stmt *st = db_prepare(s->db,
 		"SELECT t.id, t.pid, t.sop, t.step, t.channel, t.claimed_by, t.claimed_at FROM touch t WHERE t.state = 'claimed'");
+	static const char lost[] = "claimed by a sender that died before recording the outcome; not resent";
+	tick(s);
 	db_begin(s->db);
 	while (db_row(s->db, st)) {
 		struct touch t = {0};
@@ -437,64 +717,85 @@ void sender_recover(struct sender *s)
 		snprintf(t.sop, sizeof t.sop, "%s", col_text(st, 2));
 		t.step = sqlite3_column_int(st, 3);
 		snprintf(t.channel, sizeof t.channel, "%s", col_text(st, 4));
-		int a = alive(col_text(st, 5), s->me);
-		if (a == 1 || (a == -1 && sqlite3_column_int64(st, 6) > s->now - 3600))
+		int stale = sqlite3_column_int64(st, 6) <= s->now - SENDER_CLAIM_STALE;
+		if (!stale && alive(col_text(st, 5), s->me) != 0)
 			continue; /* its sender is still at work */
 		if (s->dry_run)
 			continue;
 		if (transport_idempotent(s->t)) {
-			record(s, t.id, "queued", "claimed by a sender that died; resent with the same idempotency key", 0, NULL);
+			record(s, t.id, "queued", "claimed by a sender that died; resent with the same idempotency key", 0, NULL, 0);
 			continue;
 		}
-		record(s, t.id, "unknown", "claimed by a sender that died before recording the outcome; not resent", 0, NULL);
-		print_result(s, &t, "unknown", "claimed by a sender that died before recording the outcome; not resent", 0, NULL);
+		record(s, t.id, "unknown", lost, 0, NULL, 0);
 		s->st.unknown++;
+		print_result(s, &t, "unknown", lost, 0, NULL, 0);
 	}
 	sqlite3_finalize(st);
 	db_commit(s->db);
 }
 
+static void read_touch(sqlite3_stmt *st, struct touch *t)
+{
+	memset(t, 0, sizeof *t);
+	t->id = sqlite3_column_int64(st, 0);
+	t->pid = sqlite3_column_int64(st, 1);
+	t->enrollment = sqlite3_column_int64(st, 2);
+	t->step = sqlite3_column_int(st, 3);
+	t->priority = sqlite3_column_int(st, 4);
+	t->due_at = sqlite3_column_int64(st, 5);
+	snprintf(t->sop, sizeof t->sop, "%s", col_text(st, 6));
+	snprintf(t->channel, sizeof t->channel, "%s", col_text(st, 7));
+	snprintf(t->content, sizeof t->content, "%s", col_text(st, 8));
+	snprintf(t->staff, sizeof t->staff, "%s", col_text(st, 9));
+}
+
+/* The next window of touches: those of the persons after *LAST up to the
+ * one SENDER_WINDOW due touches on (all of that person's), in order of
+ * person, priority, due time. Read whole, then sent: sending writes to the
+ * rows a read would still be walking. */
+static size_t next_window(struct sender *s, int all, int64_t *last, int64_t due, struct touch **buf, size_t *cap)
+{
+	sqlite3_stmt *end = s->q[all ? Q_QUEUE_END : Q_INPUT_END];
+	sqlite3_stmt *page = s->q[all ? Q_QUEUE_PAGE : Q_INPUT_PAGE];
+	db_bind_int(s->db, end, 1, *last);
+	db_bind_int(s->db, end, 2, due);
+	db_bind_int(s->db, end, 3, SENDER_WINDOW);
+	int has = db_row(s->db, end) && sqlite3_column_type(end, 0) != SQLITE_NULL;
+	int64_t hi = has ? sqlite3_column_int64(end, 0) : 0;
+	sqlite3_reset(end);
+	if (!has)
+		return 0;
+	size_t n = 0;
+	db_bind_int(s->db, page, 1, *last);
+	db_bind_int(s->db, page, 2, hi);
+	db_bind_int(s->db, page, 3, due);
+	while (db_row(s->db, page)) {
+		if (n == *cap)
+			*buf = xrealloc(*buf, (*cap = *cap ? *cap * 2 : SENDER_WINDOW) * sizeof **buf);
+		read_touch(page, &(*buf)[n++]);
+	}
+	sqlite3_reset(page);
+	*last = hi;
+	return n;
+}
+
 void sender_run(struct sender *s, int all, long limit)
 {
-	char sql[1024];
-	snprintf(sql, sizeof sql,
-		"SELECT t.id, t.pid, t.enrollment, t.due_at, e.day0, t.step, t.priority, t.sop, t.channel, t.content, "
-		"coalesce(t.staff, ''), e.state, coalesce(e.exit_reason, '') FROM touch t JOIN enrollment e ON e.id = t.enrollment "
-		"WHERE %s ORDER BY t.pid, t.priority DESC, t.due_at, t.id",
-		all ? "t.state IN ('queued', 'deferred') AND t.due_at <= ?1 AND coalesce(t.not_before, 0) <= ?1"
-		    : "t.id IN (SELECT id FROM temp.send_input) AND ?1 = ?1");
-	sqlite3_stmt *st = db_prepare(s->db, sql);
-	db_bind_int(s->db, st, 1, s->now);
-	/* read the batch first: sending writes to the rows being read */
-	size_t n = 0, cap = 256;
-	struct touch *ts = xmalloc(cap * sizeof *ts);
-	while ((limit <= 0 || (long)n < limit) && db_row(s->db, st)) {
-		if (n == cap)
-			ts = xrealloc(ts, (cap *= 2) * sizeof *ts);
-		struct touch *t = &ts[n++];
-		memset(t, 0, sizeof *t);
-		t->id = sqlite3_column_int64(st, 0);
-		t->pid = sqlite3_column_int64(st, 1);
-		t->enrollment = sqlite3_column_int64(st, 2);
-		t->due_at = sqlite3_column_int64(st, 3);
-		t->day0 = sqlite3_column_int64(st, 4);
-		t->step = sqlite3_column_int(st, 5);
-		t->priority = sqlite3_column_int(st, 6);
-		snprintf(t->sop, sizeof t->sop, "%s", col_text(st, 7));
-		snprintf(t->channel, sizeof t->channel, "%s", col_text(st, 8));
-		snprintf(t->content, sizeof t->content, "%s", col_text(st, 9));
-		snprintf(t->staff, sizeof t->staff, "%s", col_text(st, 10));
-		snprintf(t->enr_state, sizeof t->enr_state, "%s", col_text(st, 11));
-		snprintf(t->exit_reason, sizeof t->exit_reason, "%s", col_text(st, 12));
-	}
-	sqlite3_finalize(st);
+	if (!all) /* the input's persons, to walk them in order a window at a time */
+		db_exec(s->db, "UPDATE temp.send_input SET pid = (SELECT pid FROM main.touch t WHERE t.id = send_input.id)");
 	if (s->dry_run)
 		db_begin(s->db);
-	for (size_t i = 0; i < n; i++)
-		send_one(s, &ts[i]);
-	if (!s->dry_run)
-		flush_pending(s);
+	tick(s);
+	int64_t due = s->now, last = 0;
+	long done = 0;
+	size_t cap = 0, n;
+	struct touch *ts = NULL;
+	while ((limit <= 0 || done < limit) && (n = next_window(s, all, &last, due, &ts, &cap)) > 0)
+		for (size_t i = 0; i < n && (limit <= 0 || done < limit); i++, done++)
+			send_one(s, &ts[i]);
+	free(ts);
 	if (s->dry_run)
 		db_rollback(s->db);
-	free(ts);
+	else
+		flush_pending(s);
 }

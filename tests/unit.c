@@ -15,6 +15,7 @@
 #include "../common/policy.h"
 #include "../common/render.h"
 #include "../common/rules.h"
+#include "../common/sender.h"
 #include "../common/ruleexpr.h"
 #include "../common/sop.h"
 #include "../common/tstamp.h"
@@ -1474,6 +1475,79 @@ static void test_csv_formula(void)
 		report(csv_formula_risk(risky[i]), "csv cell formula risk", "\"%s\" not flagged", risky[i]);
 	for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
 		report(!csv_formula_risk(safe[i]), "csv cell left as is", "\"%s\" flagged", safe[i]);
+/* EXPLAIN QUERY PLAN of a statement as "detail;detail;...". */
+static void plan_of(sqlite3 *db, const char *sql, char *buf, size_t len)
+{
+	char *eqp = xasprintf("EXPLAIN QUERY PLAN %s", sql);
+	sqlite3_stmt *st = NULL;
+	buf[0] = '\0';
+	if (sqlite3_prepare_v2(db, eqp, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(buf, len, "prepare failed: %s", sqlite3_errmsg(db));
+		free(eqp);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t used = strlen(buf);
+		snprintf(buf + used, len - used, "%s%s", used ? ";" : "", (const char *)sqlite3_column_text(st, 3));
+	}
+	sqlite3_finalize(st);
+	free(eqp);
+}
+
+/* Every statement smr-send runs per touch, on a fresh database without
+ * ANALYZE statistics, uses the index it is meant to (issue 14: the dedup
+ * look-up went through touch_state and scanned every sent touch), and
+ * never scans a table or sorts the queue. */
+static void test_send_plans(void)
+{
+	static const struct { const char *name, *want[2]; } plans[] = {
+		{"claim", {"SEARCH touch USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"record", {"SEARCH touch USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"release", {"SEARCH touch USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"enrollment", {"SEARCH enrollment USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"entered", {"SEARCH tag USING PRIMARY KEY (pid=? AND tag=?)",
+		             "SEARCH tag_log USING INDEX tag_log_pid (pid=? AND tag=?)"}},
+		{"tag", {"SEARCH tag USING PRIMARY KEY (pid=? AND tag=?)"}},
+		{"dedup", {"SEARCH touch USING INDEX touch_person (pid=? AND state=? AND sent_at>?)"}},
+		{"recent", {"SEARCH touch USING INDEX touch_person (pid=? AND state=? AND sent_at>?)",
+		            "SEARCH touch USING INDEX touch_person (pid=? AND state=?)"}},
+		{"unanswered", {"SEARCH touch USING COVERING INDEX touch_person (pid=? AND state=? AND sent_at>?)"}},
+		{"last_response", {"SEARCH event USING COVERING INDEX event_pid (pid=? AND type=? AND ts<?)"}},
+		{"item", {"SEARCH event USING INDEX event_pid (pid=?)"}},
+		{"attrs", {"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"queue_end", {"SEARCH touch USING INDEX touch_queue (pid>?)"}},
+		{"queue_page", {"SEARCH t USING INDEX touch_queue (pid>? AND pid<?)"}},
+		{"input_end", {"SEARCH temp.send_input USING COVERING INDEX send_input_pid (pid>?)"}},
+		{"input_page", {"SEARCH i USING COVERING INDEX send_input_pid (pid>? AND pid<?)",
+		                "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)"}},
+	};
+	sqlite3 *db = db_open(":memory:");
+	db_exec(db, sender_input_schema);
+	size_t n = 0;
+	for (const struct sender_sql *q = sender_hot_sql; q->name; q++, n++) {
+		char plan[2048], name[128];
+		plan_of(db, q->sql, plan, sizeof plan);
+		size_t k = 0;
+		while (k < sizeof plans / sizeof plans[0] && strcmp(plans[k].name, q->name) != 0)
+			k++;
+		snprintf(name, sizeof name, "smr-send plan without ANALYZE: %s has an expected plan", q->name);
+		report(k < sizeof plans / sizeof plans[0], name, "add it to test_send_plans: %s", plan);
+		if (k == sizeof plans / sizeof plans[0])
+			continue;
+		for (int w = 0; w < 2 && plans[k].want[w]; w++) {
+			snprintf(name, sizeof name, "smr-send plan without ANALYZE: %s uses %s", q->name, plans[k].want[w]);
+			report(strstr(plan, plans[k].want[w]) != NULL, name, "plan: %s", plan);
+		}
+		snprintf(name, sizeof name, "smr-send plan without ANALYZE: %s scans no table", q->name);
+		report(strstr(plan, "SCAN ") == NULL, name, "plan: %s", plan);
+		if (strncmp(q->name, "queue", 5) == 0) {
+			snprintf(name, sizeof name, "smr-send plan without ANALYZE: %s needs no sort", q->name);
+			report(strstr(plan, "TEMP B-TREE") == NULL, name, "plan: %s", plan);
+		}
+	}
+	expect_int("smr-send plan without ANALYZE: every statement checked", (int64_t)(sizeof plans / sizeof plans[0]),
+	           (int64_t)n);
+	db_close(db);
 }
 
 int main(void)
@@ -1505,6 +1579,7 @@ int main(void)
 	test_dst_edges();
 	test_tz_names();
 	test_policy_many();
+	test_send_plans();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
