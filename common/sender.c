@@ -166,7 +166,7 @@ static int proc_start(pid_t pid, char *buf, size_t len)
  * since boot and the boot id ("0" when /proc cannot say). */
 static void run_id(char *buf, size_t len)
 {
-	char host[64] = "localhost", start[96] = "0";
+	char host[64] = "localhost", start[48] = "0";
 	gethostname(host, sizeof host - 1);
 	host[strcspn(host, ":")] = '\0';
 	if (proc_start(getpid(), start, sizeof start) != 0)
