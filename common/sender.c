@@ -43,9 +43,12 @@ const struct sender_sql sender_hot_sql[] = {
 		"SELECT 1 FROM tag WHERE pid = ?1 AND tag = ?2 AND since BETWEEN ?3 AND ?4 "
 		"UNION ALL SELECT 1 FROM tag_log WHERE pid = ?1 AND tag = ?2 AND op = 'add' AND at BETWEEN ?3 AND ?4"},
 	[Q_TAG] = {"tag", "SELECT since FROM tag WHERE pid = ?1 AND tag = ?2"},
+	/* the same content sent, or claimed or unknown (it may have gone out) */
 	[Q_DEDUP] = {"dedup",
 		"SELECT 1 FROM touch INDEXED BY touch_person "
-		"WHERE pid = ?1 AND state = 'sent' AND sent_at > ?3 AND content = ?2 AND id <> ?4"},
+		"WHERE pid = ?1 AND state = 'sent' AND sent_at > ?3 AND content = ?2 AND id <> ?4 "
+		"UNION ALL SELECT 1 FROM touch INDEXED BY touch_person "
+		"WHERE pid = ?1 AND state IN ('claimed', 'unknown') AND claimed_at > ?3 AND content = ?2 AND id <> ?4"},
 	/* the touches caps count: sent, and claimed or unknown (they may have
 	 * gone out), with the time each counts from */
 	[Q_RECENT] = {"recent",
@@ -54,7 +57,9 @@ const struct sender_sql sender_hot_sql[] = {
 		"UNION ALL SELECT claimed_at, channel FROM touch INDEXED BY touch_person "
 		"WHERE pid = ?1 AND state IN ('claimed', 'unknown') AND claimed_at > ?2 AND id <> ?3"},
 	[Q_UNANSWERED] = {"unanswered",
-		"SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2"},
+		"SELECT (SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2) "
+		"+ (SELECT count(*) FROM touch INDEXED BY touch_person "
+		"WHERE pid = ?1 AND state = 'claimed' AND claimed_at > ?2 AND id <> ?3)"},
 	[Q_LAST_RESPONSE] = {"last_response",
 		"SELECT coalesce(max(ts), 0) FROM event WHERE pid = ?1 AND type IN " RESPONSE_TYPES " AND ts <= ?2"},
 	[Q_ITEM] = {"item",
@@ -88,6 +93,18 @@ struct touch {
 	char sop[64], channel[64], content[64], staff[128];
 };
 
+/* One touch of a batch and what became of it. */
+struct entry {
+	struct touch t;
+	json_t *ids;          /* the person's identifiers, for message and result */
+	const char *result;   /* NULL while it waits for delivery, or skipped */
+	char reason[256];
+	int64_t not_before, at;
+	char *text;
+	int deliver;          /* claimed, to be delivered */
+	int delivered;        /* delivered: its outcome waits to be recorded */
+};
+
 struct sender {
 	sqlite3 *db;
 	const struct sops *sops;
@@ -100,17 +117,16 @@ struct sender {
 	char me[160];
 	struct send_stats st;
 	int64_t cap_horizon;   /* the longest cap window */
-	/* The outcome of the last delivery, recorded in the same transaction
-	 * as the next claim: one commit per touch, and the outcome is durable
-	 * before the next delivery starts. */
-	struct pending {
-		int has;
-		struct touch t;
-		const char *result;
-		char reason[256];
-		int64_t not_before, at;
-		char *text;
-	} out_pending;
+	/* Touches are claimed a batch at a time (one for a remote transport,
+	 * SENDER_BATCH for file:) in one transaction, then delivered; their
+	 * outcomes are recorded in the transaction that claims the next
+	 * batch (or a last one), before it is delivered, and printed after
+	 * that commit, in queue order. */
+	size_t batch;
+	struct batch {
+		struct entry *e;
+		size_t n;
+	} cur, prev;
 	sqlite3_stmt *q[NQ];
 };
 
@@ -190,6 +206,9 @@ struct sender *sender_open(sqlite3 *db, const struct sops *sops, const struct po
 			s->cap_horizon = pol->caps[i].period;
 	if (pol->fatigue_n && pol->fatigue_window > s->cap_horizon)
 		s->cap_horizon = pol->fatigue_window;
+	s->batch = t && transport_local(t) ? SENDER_BATCH : 1;
+	s->cur.e = xcalloc(s->batch, sizeof *s->cur.e);
+	s->prev.e = xcalloc(s->batch, sizeof *s->prev.e);
 	return s;
 }
 
@@ -198,7 +217,8 @@ void sender_close(struct sender *s, struct send_stats *st)
 	*st = s->st;
 	for (int i = 0; i < NQ; i++)
 		sqlite3_finalize(s->q[i]);
-	free(s->out_pending.text);
+	free(s->cur.e);
+	free(s->prev.e);
 	free(s);
 }
 
@@ -217,34 +237,45 @@ static void tick(struct sender *s)
 		s->now = (int64_t)time(NULL);
 }
 
-/* Standard output failed: the outcomes are in the database; a touch
- * claimed and not yet delivered (CLAIMED, 0 if none) is queued again so
- * that a later run sends it. Exit 3. */
-static _Noreturn void stdout_failed(struct sender *s, int64_t claimed, int err)
+static void release(struct sender *s, int64_t id, const char *why)
+{
+	db_bind_int(s->db, s->q[Q_RELEASE], 1, id);
+	db_bind_text(s->db, s->q[Q_RELEASE], 2, why);
+	db_run(s->db, s->q[Q_RELEASE]);
+}
+
+/* Standard output failed: the outcomes are in the database; the touches
+ * of CLAIMED (a batch claimed and not delivered yet, or NULL) are queued
+ * again so that a later run sends them. Exit 3. */
+static _Noreturn void stdout_failed(struct sender *s, const struct batch *claimed, int err)
 {
 	if (claimed && !s->dry_run) {
 		db_begin(s->db);
-		db_bind_int(s->db, s->q[Q_RELEASE], 1, claimed);
-		db_bind_text(s->db, s->q[Q_RELEASE], 2, "standard output failed before delivery");
-		db_run(s->db, s->q[Q_RELEASE]);
+		for (size_t i = 0; i < claimed->n; i++)
+			if (claimed->e[i].deliver)
+				release(s, claimed->e[i].t.id, "standard output failed before delivery");
 		db_commit(s->db);
 	}
 	smr_die(SMR_FATAL, "stdout: %s (outcomes so far are recorded in the database)", strerror(err ? err : EIO));
 }
 
-static void add_ids(struct sender *s, const struct touch *t, json_t *o)
+/* The person's identifiers (kinds with max 1) into O. */
+static void add_ids(struct sender *s, int64_t pid, json_t *ids, json_t *o)
 {
-	person_add_ids(s->pl, t->pid, o);
+	if (ids)
+		json_object_update(o, ids);
+	else
+		person_add_ids(s->pl, pid, o);
 }
 
 /* Print one result record; a failure of standard output ends the run. */
-static void print_result(struct sender *s, const struct touch *t, const char *result, const char *reason,
-                         int64_t not_before, const char *text, int64_t claimed)
+static void print_result(struct sender *s, const struct touch *t, json_t *ids, const char *result,
+                         const char *reason, int64_t not_before, const char *text, const struct batch *claimed)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "touch", json_integer(t->id));
 	json_object_set_new(o, "pid", json_integer(t->pid));
-	add_ids(s, t, o);
+	add_ids(s, t->pid, ids, o);
 	json_object_set_new(o, "sop", json_string(t->sop));
 	json_object_set_new(o, "step", json_integer(t->step));
 	json_object_set_new(o, "channel", json_string(t->channel));
@@ -363,12 +394,12 @@ static int converted(struct sender *s, const struct touch *t, const struct sop *
 		}
 	int64_t since = 0;
 	int holds = tag_since(s, t->pid, trigger, &since);
-	if (sp->exit_on_leave && (!holds || since != *day0)) {
-		snprintf(v->reason, sizeof v->reason, "left %s", trigger);
-		return 1;
-	}
 	if (holds && since > *day0 && since <= s->now) {
 		snprintf(v->reason, sizeof v->reason, "re-entered %s (a new enrollment follows)", trigger);
+		return 1;
+	}
+	if (sp->exit_on_leave && (!holds || since != *day0)) {
+		snprintf(v->reason, sizeof v->reason, "left %s", trigger);
 		return 1;
 	}
 	v->result = NULL;
@@ -385,6 +416,7 @@ static int fatigued(struct sender *s, const struct touch *t)
 	int64_t last = one_int(s, lr);
 	db_bind_int(s->db, un, 1, t->pid);
 	db_bind_int(s->db, un, 2, last);
+	db_bind_int(s->db, un, 3, t->id);
 	return one_int(s, un) >= s->pol->fatigue_n;
 }
 
@@ -537,20 +569,21 @@ static char *render_touch(struct sender *s, const struct touch *t, struct verdic
 	return text;
 }
 
-static char *message(struct sender *s, const struct touch *t, const char *text, const char *key)
+static char *message(struct sender *s, const struct entry *e, const char *key)
 {
+	const struct touch *t = &e->t;
 	json_t *o = json_object();
 	json_object_set_new(o, "touch", json_integer(t->id));
 	json_object_set_new(o, "idempotency_key", json_string(key));
 	json_object_set_new(o, "pid", json_integer(t->pid));
-	add_ids(s, t, o);
+	add_ids(s, t->pid, e->ids, o);
 	json_object_set_new(o, "channel", json_string(t->channel));
 	if (t->staff[0])
 		json_object_set_new(o, "staff", json_string(t->staff));
 	json_object_set_new(o, "sop", json_string(t->sop));
 	json_object_set_new(o, "step", json_integer(t->step));
 	json_object_set_new(o, "content", json_string(t->content));
-	json_object_set_new(o, "text", json_string(text));
+	json_object_set_new(o, "text", json_string(e->text));
 	char *m = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!m)
@@ -566,122 +599,157 @@ static void tally(struct sender *s, const char *result)
 	else if (strcmp(result, "failed") == 0) s->st.failed++;
 }
 
-/* Record the last delivery's outcome (inside a transaction). */
-static void record_pending(struct sender *s)
+static void entry_clear(struct entry *e)
 {
-	struct pending *p = &s->out_pending;
-	if (p->has)
-		record(s, p->t.id, p->result, p->reason, p->not_before, p->text, p->at);
+	free(e->text);
+	json_decref(e->ids);
+	memset(e, 0, sizeof *e);
 }
 
-/* Print it once its transaction has committed; CLAIMED is a touch claimed
- * in that transaction and not delivered yet (0 if none). */
-static void print_pending(struct sender *s, int64_t claimed)
+/* Record the outcomes of B's deliveries (inside a transaction). */
+static void record_delivered(struct sender *s, const struct batch *b)
 {
-	struct pending *p = &s->out_pending;
-	if (!p->has)
-		return;
-	p->has = 0;
-	int sent = strcmp(p->result, "sent") == 0;
-	tally(s, p->result);
-	print_result(s, &p->t, p->result, p->reason, p->not_before, sent ? p->text : NULL, claimed);
-	free(p->text);
-	p->text = NULL;
-}
-
-/* The transport could not go on (a file: write error): nothing was
- * delivered, so the touch is queued again for a later run. Exit 3. */
-static _Noreturn void transport_broke(struct sender *s, const struct touch *t, const char *why)
-{
-	db_begin(s->db);
-	db_bind_int(s->db, s->q[Q_RELEASE], 1, t->id);
-	db_bind_text(s->db, s->q[Q_RELEASE], 2, why);
-	db_run(s->db, s->q[Q_RELEASE]);
-	db_commit(s->db);
-	smr_die(SMR_FATAL, "%s (touch %lld left queued for the next run)", why, (long long)t->id);
-}
-
-static void deliver(struct sender *s, const struct touch *t, char *text)
-{
-	char key[64], why[256];
-	snprintf(key, sizeof key, "smr-touch-%lld", (long long)t->id);
-	char *msg = message(s, t, text, key);
-	enum delivery d = transport_send(s->t, msg, key, why, sizeof why);
-	free(msg);
-	if (d == TRANSPORT_BROKEN) {
-		free(text);
-		transport_broke(s, t, why);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct entry *e = &b->e[i];
+		if (e->delivered)
+			record(s, e->t.id, e->result, e->reason, e->not_before, e->text, e->at);
 	}
-	tick(s);
-	if (d == DELIVERED)
-		why[0] = '\0'; /* an earlier attempt's error is history */
-	struct pending *p = &s->out_pending;
-	p->has = 1;
-	p->t = *t;
-	p->result = d == DELIVERED ? "sent" : d == RETRY_LATER ? "deferred" : "failed";
-	snprintf(p->reason, sizeof p->reason, "%s", why);
-	p->not_before = d == RETRY_LATER ? s->now + 600 : 0; /* try again in ten minutes */
-	p->at = s->now;
-	p->text = text;
 }
 
-/* Claim, decide and render in one write transaction, so that two senders
- * never both count a cap as free or both send one touch, and every
- * decision reads the database as it is at the claim. */
-static void send_one(struct sender *s, struct touch *t)
+/* Print B's results in queue order once they are all recorded, then
+ * empty it; CLAIMED is a batch claimed and not yet delivered (or NULL). */
+static void print_batch(struct sender *s, struct batch *b, const struct batch *claimed)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct entry *e = &b->e[i];
+		if (e->result) {
+			int sent = strcmp(e->result, "sent") == 0;
+			tally(s, e->result);
+			print_result(s, &e->t, e->ids, e->result, e->reason, e->not_before, sent ? e->text : NULL, claimed);
+		}
+		entry_clear(e);
+	}
+	b->n = 0;
+}
+
+/* Claim E's touch, decide and render, inside the batch's transaction;
+ * a touch another sender took or finished meanwhile is skipped. */
+static void claim_one(struct sender *s, struct entry *e)
 {
 	struct verdict v;
-	char *text = NULL;
 	tick(s);
-	if (!s->dry_run) /* a dry run is one transaction, rolled back at the end */
-		db_begin(s->db);
-	record_pending(s);
 	sqlite3_stmt *cl = s->q[Q_CLAIM];
-	db_bind_int(s->db, cl, 1, t->id);
+	db_bind_int(s->db, cl, 1, e->t.id);
 	db_bind_text(s->db, cl, 2, s->me);
 	db_bind_int(s->db, cl, 3, s->now);
 	db_run(s->db, cl);
 	if (sqlite3_changes(s->db) == 0) {
-		if (!s->dry_run)
-			db_commit(s->db); /* the pending outcome */
-		print_pending(s, 0);
 		s->st.skipped++;
-		return; /* sent, claimed or deferred elsewhere */
+		return;
 	}
-	decide(s, t, &v);
+	e->ids = json_object();
+	person_add_ids(s->pl, e->t.pid, e->ids);
+	decide(s, &e->t, &v);
 	if (!v.result)
-		text = render_touch(s, t, &v);
-	if (s->dry_run) {
-		/* record as if delivered, so caps later in the run see it */
-		const char *r = v.result ? v.result : "sent";
-		record(s, t->id, r, v.reason, v.not_before, text, s->now);
-		tally(s, r);
-		print_result(s, t, r, v.reason, v.not_before, text, 0);
-		free(text);
+		e->text = render_touch(s, &e->t, &v);
+	e->at = s->now;
+	if (s->dry_run && !v.result) /* as if delivered, so caps later in the run see it */
+		v.result = "sent";
+	if (!v.result) {
+		e->deliver = 1;
 		return;
 	}
-	if (v.result) {
-		record(s, t->id, v.result, v.reason, v.not_before, NULL, s->now);
-		db_commit(s->db);
-		print_pending(s, 0);
-		tally(s, v.result);
-		print_result(s, t, v.result, v.reason, v.not_before, NULL, 0);
-		return;
+	e->result = v.result;
+	snprintf(e->reason, sizeof e->reason, "%s", v.reason);
+	e->not_before = v.not_before;
+	if (!s->dry_run) {
+		free(e->text);
+		e->text = NULL;
 	}
-	db_commit(s->db); /* claimed: from here a crash leaves it 'claimed' */
-	print_pending(s, t->id);
-	deliver(s, t, text);
+	record(s, e->t.id, e->result, e->reason, e->not_before, e->text, e->at);
 }
 
-/* The last outcome, when no claim follows it. */
-static void flush_pending(struct sender *s)
+/* The transport broke at entry J of the current batch (a file: write
+ * error): record what was delivered before it, queue it and the rest
+ * again, print what is done, exit 3. */
+static _Noreturn void transport_broke(struct sender *s, size_t j, const char *why)
 {
-	if (!s->out_pending.has)
+	struct batch *b = &s->cur;
+	int64_t id = b->e[j].t.id;
+	db_begin(s->db);
+	record_delivered(s, b);
+	for (size_t k = j; k < b->n; k++)
+		if (b->e[k].deliver && !b->e[k].delivered)
+			release(s, b->e[k].t.id, why);
+	db_commit(s->db);
+	for (size_t k = j; k < b->n; k++)
+		if (b->e[k].deliver && !b->e[k].delivered)
+			b->e[k].result = NULL; /* not done: not reported */
+	print_batch(s, b, NULL);
+	smr_die(SMR_FATAL, "%s (touch %lld and the rest of its batch left queued for the next run)", why,
+	        (long long)id);
+}
+
+static void deliver(struct sender *s, size_t j)
+{
+	struct entry *e = &s->cur.e[j];
+	char key[64], why[256];
+	snprintf(key, sizeof key, "smr-touch-%lld", (long long)e->t.id);
+	char *msg = message(s, e, key);
+	enum delivery d = transport_send(s->t, msg, key, why, sizeof why);
+	free(msg);
+	if (d == TRANSPORT_BROKEN)
+		transport_broke(s, j, why);
+	tick(s);
+	if (d == DELIVERED)
+		why[0] = '\0'; /* an earlier attempt's error is history */
+	e->delivered = 1;
+	e->result = d == DELIVERED ? "sent" : d == RETRY_LATER ? "deferred" : "failed";
+	snprintf(e->reason, sizeof e->reason, "%s", why);
+	e->not_before = d == RETRY_LATER ? s->now + 600 : 0; /* try again in ten minutes */
+	e->at = s->now;
+}
+
+/* Claim, decide and render the current batch in one write transaction
+ * (with the last batch's outcomes), so that two senders never both count
+ * a cap as free or both send one touch, and every decision reads the
+ * database as it is at the claim; then deliver it. */
+static void send_batch(struct sender *s)
+{
+	db_begin(s->db);
+	record_delivered(s, &s->prev);
+	for (size_t i = 0; i < s->cur.n; i++)
+		claim_one(s, &s->cur.e[i]);
+	db_commit(s->db); /* claimed: from here a crash leaves them 'claimed' */
+	print_batch(s, &s->prev, &s->cur);
+	for (size_t i = 0; i < s->cur.n; i++)
+		if (s->cur.e[i].deliver)
+			deliver(s, i);
+	struct batch done = s->prev;
+	s->prev = s->cur;
+	s->cur = done;
+}
+
+/* The last outcomes, when no claim follows them. */
+static void flush_batch(struct sender *s)
+{
+	if (!s->prev.n)
 		return;
 	db_begin(s->db);
-	record_pending(s);
+	record_delivered(s, &s->prev);
 	db_commit(s->db);
-	print_pending(s, 0);
+	print_batch(s, &s->prev, NULL);
+}
+
+/* A dry run: one transaction, rolled back at the end; each result is
+ * printed at once. */
+static void dry_one(struct sender *s, const struct touch *t)
+{
+	struct entry *e = &s->cur.e[0];
+	e->t = *t;
+	s->cur.n = 1;
+	claim_one(s, e);
+	print_batch(s, &s->cur, NULL);
 }
 
 /* Whether the run CLAIMED_BY ("host:pid:start", or "host:pid" from older
@@ -708,6 +776,8 @@ void sender_recover(struct sender *s)
 	sqlite3_stmt *st = db_prepare(s->db,
 		"SELECT t.id, t.pid, t.sop, t.step, t.channel, t.claimed_by, t.claimed_at FROM touch t WHERE t.state = 'claimed'");
 	static const char lost[] = "claimed by a sender that died before recording the outcome; not resent";
+	struct touch *gone = NULL;
+	size_t n = 0, cap = 0;
 	tick(s);
 	db_begin(s->db);
 	while (db_row(s->db, st)) {
@@ -718,20 +788,24 @@ void sender_recover(struct sender *s)
 		t.step = sqlite3_column_int(st, 3);
 		snprintf(t.channel, sizeof t.channel, "%s", col_text(st, 4));
 		int stale = sqlite3_column_int64(st, 6) <= s->now - SENDER_CLAIM_STALE;
-		if (!stale && alive(col_text(st, 5), s->me) != 0)
+		if ((!stale && alive(col_text(st, 5), s->me) != 0) || s->dry_run)
 			continue; /* its sender is still at work */
-		if (s->dry_run)
-			continue;
 		if (transport_idempotent(s->t)) {
 			record(s, t.id, "queued", "claimed by a sender that died; resent with the same idempotency key", 0, NULL, 0);
 			continue;
 		}
 		record(s, t.id, "unknown", lost, 0, NULL, 0);
-		s->st.unknown++;
-		print_result(s, &t, "unknown", lost, 0, NULL, 0);
+		if (n == cap)
+			gone = xrealloc(gone, (cap = cap ? cap * 2 : 16) * sizeof *gone);
+		gone[n++] = t;
 	}
 	sqlite3_finalize(st);
 	db_commit(s->db);
+	for (size_t i = 0; i < n; i++) { /* reported once recorded */
+		s->st.unknown++;
+		print_result(s, &gone[i], NULL, "unknown", lost, 0, NULL, NULL);
+	}
+	free(gone);
 }
 
 static void read_touch(sqlite3_stmt *st, struct touch *t)
@@ -791,11 +865,18 @@ void sender_run(struct sender *s, int all, long limit)
 	size_t cap = 0, n;
 	struct touch *ts = NULL;
 	while ((limit <= 0 || done < limit) && (n = next_window(s, all, &last, due, &ts, &cap)) > 0)
-		for (size_t i = 0; i < n && (limit <= 0 || done < limit); i++, done++)
-			send_one(s, &ts[i]);
+		for (size_t i = 0; i < n && (limit <= 0 || done < limit); i++, done++) {
+			if (s->dry_run) {
+				dry_one(s, &ts[i]);
+				continue;
+			}
+			s->cur.e[s->cur.n++].t = ts[i];
+			if (s->cur.n == s->batch || i + 1 == n || (limit > 0 && done + 1 == limit))
+				send_batch(s);
+		}
 	free(ts);
 	if (s->dry_run)
 		db_rollback(s->db);
 	else
-		flush_pending(s);
+		flush_batch(s);
 }

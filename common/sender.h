@@ -22,6 +22,10 @@ struct send_stats { long sent, deferred, suppressed, failed, unknown, skipped; }
  * does not grow with the queue. */
 #define SENDER_WINDOW 512
 
+/* How many touches a local transport (file:) claims in one transaction;
+ * remote ones claim one at a time. */
+#define SENDER_BATCH 64
+
 struct sender;
 
 /* With FIXED_NOW (--now given) every decision and record uses NOW; else

@@ -141,6 +141,7 @@ void transport_close(struct transport *t)
 }
 
 int transport_idempotent(const struct transport *t) { return t->kind == T_WEBHOOK; }
+int transport_local(const struct transport *t) { return t->kind == T_FILE; }
 
 /* One message, one line, one write(2) on an O_APPEND descriptor. On an
  * error (disk full) the bytes of a partial line are cut off again when

@@ -22,6 +22,9 @@ struct transport *transport_open(const char *spec, char *err, size_t errlen);
 void transport_close(struct transport *t);
 /* Whether a resend is safe (the receiver dedups by idempotency key). */
 int transport_idempotent(const struct transport *t);
+/* Whether it delivers locally and at once (file:): touches may be
+ * claimed several at a time. */
+int transport_local(const struct transport *t);
 /* Whether the environment variable NAME (as in "NAME=value") is a secret
  * kept from exec: commands: SMR_HASH_KEY, a name ending in _KEY, or one
  * holding SECRET, TOKEN, PASSWORD, PASSWD or CREDENTIAL (any case). */

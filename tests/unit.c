@@ -1508,10 +1508,12 @@ static void test_send_plans(void)
 		{"entered", {"SEARCH tag USING PRIMARY KEY (pid=? AND tag=?)",
 		             "SEARCH tag_log USING INDEX tag_log_pid (pid=? AND tag=?)"}},
 		{"tag", {"SEARCH tag USING PRIMARY KEY (pid=? AND tag=?)"}},
-		{"dedup", {"SEARCH touch USING INDEX touch_person (pid=? AND state=? AND sent_at>?)"}},
+		{"dedup", {"SEARCH touch USING INDEX touch_person (pid=? AND state=? AND sent_at>?)",
+		           "SEARCH touch USING INDEX touch_person (pid=? AND state=?)"}},
 		{"recent", {"SEARCH touch USING INDEX touch_person (pid=? AND state=? AND sent_at>?)",
 		            "SEARCH touch USING INDEX touch_person (pid=? AND state=?)"}},
-		{"unanswered", {"SEARCH touch USING COVERING INDEX touch_person (pid=? AND state=? AND sent_at>?)"}},
+		{"unanswered", {"SEARCH touch USING COVERING INDEX touch_person (pid=? AND state=? AND sent_at>?)",
+		                "SEARCH touch USING INDEX touch_person (pid=? AND state=?)"}},
 		{"last_response", {"SEARCH event USING COVERING INDEX event_pid (pid=? AND type=? AND ts<?)"}},
 		{"item", {"SEARCH event USING INDEX event_pid (pid=?)"}},
 		{"attrs", {"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)"}},
@@ -1539,7 +1541,10 @@ static void test_send_plans(void)
 			report(strstr(plan, plans[k].want[w]) != NULL, name, "plan: %s", plan);
 		}
 		snprintf(name, sizeof name, "smr-send plan without ANALYZE: %s scans no table", q->name);
-		report(strstr(plan, "SCAN ") == NULL, name, "plan: %s", plan);
+		const char *scan = strstr(plan, "SCAN ");
+		while (scan && strncmp(scan, "SCAN CONSTANT ROW", 17) == 0)
+			scan = strstr(scan + 17, "SCAN ");
+		report(scan == NULL, name, "plan: %s", plan);
 		if (strncmp(q->name, "queue", 5) == 0) {
 			snprintf(name, sizeof name, "smr-send plan without ANALYZE: %s needs no sort", q->name);
 			report(strstr(plan, "TEMP B-TREE") == NULL, name, "plan: %s", plan);

@@ -206,18 +206,27 @@ snd --db g.db --rules r.rules --now 2026-11-02T12:01:00+08:00 --queued --transpo
 eq "file: a later run sends it" "0 G2 sent 2" "$XRC $(res who result) $(lines g.out)"
 
 # === standard output fails after a claim ============================================
-for u in H1 H2; do ev "c$u" add_cart 2026-11-02T09:00:00+08:00 "$u"; done >h.ndjson
+# exec: claims one touch at a time: H1 is delivered, H2 claimed with H1's
+# outcome, then printing H1's result fails. file: claims a batch: all of
+# it is delivered and recorded before the results are printed.
+for u in H1 H2 H3 H4; do ev "c$u" add_cart 2026-11-02T09:00:00+08:00 "$u"; done >h.ndjson
 ingest "stdout" h.db r.rules h.ndjson
 tag --db h.db --rules r.rules --now 2026-11-02T09:05:00+08:00
 due --db h.db --rules r.rules --now 2026-11-02T12:00:00+08:00
-"$SEND" --db h.db --rules r.rules --now 2026-11-02T12:00:00+08:00 --queued --transport file:h.out >/dev/full 2>h.err
+grep -E '"unionid":"H[12]"' "$T/sout" >h12.in
+grep -E '"unionid":"H[34]"' "$T/sout" >h34.in
+"$SEND" --db h.db --rules r.rules --now 2026-11-02T12:00:00+08:00 --transport "exec:python3 $RECV $T/h.log 0" \
+	<h12.in >/dev/full 2>h.err
 rc=$?
 no_sanitizer "stdout /dev/full" h.err
 eq "stdout full: exit 3, named" "3 1" "$rc $(grep -c '^smr-send: stdout' h.err)"
 eq "stdout full: H1 delivered and recorded sent; H2 queued again, not claimed" "sent queued 1" \
-	"$(state h.db H1) $(state h.db H2) $(lines h.out)"
-snd --db h.db --rules r.rules --now 2026-11-02T12:01:00+08:00 --queued --transport file:h.out
-eq "stdout full: the next run sends H2 (no unknown)" "0 H2 sent 2" "$XRC $(res who result) $(lines h.out)"
+	"$(state h.db H1) $(state h.db H2) $(lines h.log)"
+sendin h12.in --db h.db --rules r.rules --now 2026-11-02T12:01:00+08:00 --transport "exec:python3 $RECV $T/h.log 0"
+eq "stdout full: the next run sends H2 (no unknown)" "0 H2 sent 2" "$XRC $(res who result) $(lines h.log)"
+"$SEND" --db h.db --rules r.rules --now 2026-11-02T12:00:00+08:00 --transport file:h.out <h34.in >/dev/full 2>h.err
+eq "stdout full, file: exit 3; H3 and H4 delivered once and recorded sent, nothing claimed" "3 sent sent 2" \
+	"$? $(state h.db H3) $(state h.db H4) $(lines h.out)"
 
 # === exec: the timeout covers writing the message; variables are capped =============
 # J1's message is about 70 KB (70 x a 1000-byte nickname), more than a
