@@ -42,6 +42,7 @@ PY
 state() { sq "$1" "SELECT group_concat(state, ';') FROM (SELECT state FROM touch WHERE pid = $(pid_of "$1" "$2") ORDER BY id)"; }
 pid_of() { sq "$1" "SELECT pid FROM identity WHERE kind = 'unionid' AND value = '$2'"; }
 lines() { if [ -e "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+recs_pids() { python3 -c 'import json, sys; print(len({json.loads(l)["pid"] for l in open(sys.argv[1])}))' "$1"; }
 
 cat >r.rules <<'EOF2'
 timezone Asia/Shanghai
@@ -259,5 +260,68 @@ eq "exec write: failed, timed out, exit 1" "1 failed 1" "$XRC $(res result) $(gr
 sendin j2.in --db j.db --rules j.rules --now 2026-11-02T12:00:00+08:00 --transport "exec:cat"
 eq "variable cap: a 1500-byte nickname fails the touch, naming it" \
 	'1 failed variable "nickname" is 1500 bytes, over the limit of 1024' "$XRC $(res result reason)"
+
+# === a queue longer than the window ===================================================
+# 1100 persons with two touches each (2200, over four windows of 512):
+# every touch is taken once, in order of person, the higher priority
+# first (cap any 1/day: it is the one sent); from standard input and
+# --queued alike, and --limit stops across a window boundary.
+cat >w.rules <<'EOF2'
+timezone Asia/Shanghai
+tag carted when count('add_cart', '7d') > 0
+sop low
+  trigger carted
+  step 0d 12:00 moments lo
+end
+sop high
+  trigger carted
+  priority 5
+  step 0d 12:00 private hi
+end
+content lo moments "lo"
+content hi private "hi"
+policy
+  cap any 1/day
+end
+EOF2
+for i in $(seq 1001 2100); do ev "c$i" add_cart 2026-11-02T09:00:00+08:00 "W$i"; done >w.ndjson
+ingest "window" w.db w.rules w.ndjson
+tag --db w.db --rules w.rules --now 2026-11-02T09:05:00+08:00
+due --db w.db --rules w.rules --now 2026-11-02T12:00:00+08:00
+dbcopy w.db w2.db
+dbcopy w.db w3.db
+cp "$T/sout" w.in
+# wcheck NAME FILE: results each touch once, persons in order, per person
+# high sent then low deferred.
+wcheck() {
+	eq "$1" "ok" "$(python3 - "$2" <<'PY'
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+ids = [r["touch"] for r in rs]
+pids = [r["pid"] for r in rs]
+bad = []
+if len(ids) != len(set(ids)): bad.append("a touch twice")
+if pids != sorted(pids): bad.append("persons out of order")
+by = {}
+for r in rs: by.setdefault(r["pid"], []).append(r["sop"] + ":" + r["result"])
+wrong = [p for p, v in by.items() if v != ["high:sent", "low:deferred"]]
+if wrong: bad.append("%d persons not high:sent, low:deferred, e.g. %s" % (len(wrong), by[wrong[0]]))
+print("; ".join(bad) or ("ok" if len(rs) == 2200 else "%d results" % len(rs)))
+PY
+)"
+}
+snd --db w.db --rules w.rules --now 2026-11-02T12:00:00+08:00 --queued --transport file:w.out
+cp "$T/xout" w.res
+wcheck "window --queued: 2200 results, each touch once, by person, high priority first" w.res
+eq "window --queued: 1100 messages, one per person" "1100 1100" "$(lines w.out) $(recs_pids w.out)"
+sendin w.in --db w2.db --rules w.rules --now 2026-11-02T12:00:00+08:00 --transport file:w2.out
+cp "$T/xout" w2.res
+wcheck "window stdin: the same" w2.res
+snd --db w3.db --rules w.rules --now 2026-11-02T12:00:00+08:00 --queued --limit 700 --transport file:w3.out
+cp "$T/xout" w3a.res
+snd --db w3.db --rules w.rules --now 2026-11-02T12:00:00+08:00 --queued --transport file:w3.out
+cat w3a.res "$T/xout" >w3.res
+eq "window --limit 700: 700 results, then the other 1500" "700 1500" "$(lines w3a.res) $(lines "$T/xout")"
+wcheck "window --limit 700 then the rest: the same" w3.res
 
 finish
