@@ -1475,6 +1475,8 @@ static void test_csv_formula(void)
 		report(csv_formula_risk(risky[i]), "csv cell formula risk", "\"%s\" not flagged", risky[i]);
 	for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
 		report(!csv_formula_risk(safe[i]), "csv cell left as is", "\"%s\" flagged", safe[i]);
+}
+
 /* EXPLAIN QUERY PLAN of a statement as "detail;detail;...". */
 static void plan_of(sqlite3 *db, const char *sql, char *buf, size_t len)
 {

@@ -92,8 +92,9 @@ printf '{"unionid":"A3","tag":"vip"}\n' >vip.set
 tagin vip.set --db a.db --rules r.rules --now 2026-11-02T23:06:00+08:00 --set
 tagin vip.set --db a.db --rules r.rules --now 2026-11-02T23:07:00+08:00 --unset
 tagin camp.set --db a.db --rules r.rules --now 2026-11-02T23:07:00+08:00 --unset
-due --db a.db --rules r.rules --now 2026-11-02T23:10:00+08:00
-eq "converted: smr-sop-due leaves the completed enrollments completed" 6 "$(nrows a.db enrollment "state = 'completed'")"
+# no smr-sop-due run in between (it would end these enrollments itself,
+# see sop-trust.sh): smr-send alone must see the exits
+eq "converted: the enrollments are still completed" 6 "$(nrows a.db enrollment "state = 'completed'")"
 snd --db a.db --rules r.rules --now 2026-11-03T08:05:00+08:00 --queued --transport file:a.out
 xs="$(res who sop result reason | tr ';' '\n' | sort | paste -sd';')"
 eq "converted: A1, A2 (bought), A3 (vip entered and left) suppressed, A4 left campaign; A5 sent" \
