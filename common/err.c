@@ -1,13 +1,15 @@
 #include "err.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *smr_progname = "smr";
 
-static void vreport(const char *file, long line, const char *fmt, va_list ap)
+static void vreport_errno(const char *file, long line, int err, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "%s: ", smr_progname);
 	if (file && line > 0)
@@ -15,7 +17,39 @@ static void vreport(const char *file, long line, const char *fmt, va_list ap)
 	else if (file)
 		fprintf(stderr, "%s: ", file);
 	vfprintf(stderr, fmt, ap);
+	if (err)
+		fprintf(stderr, ": %s", strerror(err));
 	fputc('\n', stderr);
+}
+
+static void vreport(const char *file, long line, const char *fmt, va_list ap)
+{
+	vreport_errno(file, line, 0, fmt, ap);
+}
+
+void smr_warn(const char *file, long line, const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vreport_errno(file, line, err, fmt, ap);
+	va_end(ap);
+}
+
+void smr_die_errno(int status, const char *fmt, ...)
+{
+	int err = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vreport_errno(NULL, 0, err, fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+void flush_or_die(FILE *f, const char *name)
+{
+	if (fflush(f) != 0 || ferror(f))
+		smr_die_errno(SMR_FATAL, "%s", name);
 }
 
 void smr_warnx(const char *file, long line, const char *fmt, ...)
@@ -47,6 +81,23 @@ void *xcalloc(size_t n, size_t size) { return checked(calloc(n ? n : 1, size ? s
 void *xrealloc(void *p, size_t n) { return checked(realloc(p, n ? n : 1)); }
 char *xstrdup(const char *s) { return checked(strdup(s)); }
 char *xstrndup(const char *s, size_t n) { return checked(strndup(s, n)); }
+
+void *xgrow(void *p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	size_t n = *cap ? *cap : 16;
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			smr_die(SMR_FATAL, "out of memory");
+		n *= 2;
+	}
+	if (size && n > SIZE_MAX / size)
+		smr_die(SMR_FATAL, "out of memory");
+	p = xrealloc(p, n * size);
+	*cap = n;
+	return p;
+}
 
 char *xasprintf(const char *fmt, ...)
 {
