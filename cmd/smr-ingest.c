@@ -3,6 +3,7 @@
 #include "../common/err.h"
 #include "../common/event.h"
 #include "../common/ingest.h"
+#include "../common/mapping.h"
 #include "../common/opts.h"
 #include "../common/rules.h"
 #include "../common/source.h"
@@ -16,15 +17,17 @@
 
 static const char usage[] =
 	"smr-ingest [--db PATH] [--rules PATH] [--now TIME] [--format ndjson|csv]\n"
-	"                  [--encoding utf-8|gbk] [--rejects FILE] [--batch N] [FILE ...]";
+	"                  [--encoding utf-8|gbk|auto] [--source NAME] [--rejects FILE] [--batch N] [FILE ...]";
 
-enum { OPT_FORMAT = 1, OPT_ENCODING, OPT_REJECTS, OPT_BATCH };
+enum { OPT_FORMAT = 1, OPT_ENCODING, OPT_REJECTS, OPT_BATCH, OPT_SOURCE };
 
 struct run {
 	struct smr_opts o;
 	enum source_format fmt;
 	const char *encoding;
 	const char *rejects_path;
+	const char *source_name;    /* --source: a mapping from the rules */
+	struct mapping *mapping;
 	FILE *rejects;
 	FILE *spool;                /* this batch's rejects, written after it commits */
 	long spooled;
@@ -43,6 +46,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{"encoding", required_argument, NULL, OPT_ENCODING},
 		{"rejects", required_argument, NULL, OPT_REJECTS},
 		{"batch", required_argument, NULL, OPT_BATCH},
+		{"source", required_argument, NULL, OPT_SOURCE},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -57,9 +61,13 @@ static void parse_args(struct run *r, int argc, char **argv)
 				opts_usage_error(usage, "--format must be ndjson or csv");
 			break;
 		case OPT_ENCODING:
-			if (strcasecmp(optarg, "gbk") != 0 && strcasecmp(optarg, "utf-8") != 0 && strcasecmp(optarg, "utf8") != 0)
-				opts_usage_error(usage, "--encoding must be utf-8 or gbk");
+			if (strcasecmp(optarg, "gbk") != 0 && strcasecmp(optarg, "utf-8") != 0 &&
+			    strcasecmp(optarg, "utf8") != 0 && strcasecmp(optarg, "auto") != 0)
+				opts_usage_error(usage, "--encoding must be utf-8, gbk or auto");
 			r->encoding = optarg;
+			break;
+		case OPT_SOURCE:
+			r->source_name = optarg;
 			break;
 		case OPT_REJECTS:
 			r->rejects_path = optarg;
@@ -132,6 +140,38 @@ static void reject(struct run *r, struct source *src, const struct record *rec, 
 		spool_reject(r, src, rec, header_done);
 }
 
+static int has_column(const void *src, const char *name)
+{
+	return source_has_column(src, name);
+}
+
+/* A row of an export through the --source mapping: its events are checked
+ * first, so a row is stored whole or rejected whole. */
+static void ingest_mapped(struct run *r, struct source *src, const struct record *rec, int *header_done)
+{
+	json_t *objs[MAPPING_EVENTS_MAX] = {0};
+	struct event evs[MAPPING_EVENTS_MAX];
+	char why[256];
+	const char *missing = mapping_missing_column(r->mapping, has_column, src);
+	if (missing) {
+		snprintf(why, sizeof why, "no column \"%s\" in the header (source %s)", missing, r->source_name);
+		reject(r, src, rec, why, header_done);
+		return;
+	}
+	int n = mapping_apply(r->mapping, rec->obj, objs, why, sizeof why), ok = 0;
+	while (n > 0 && ok < n && event_from_json(objs[ok], r->rules, &evs[ok], why, sizeof why) == 0)
+		ok++;
+	if (n < 0 || ok < n)
+		reject(r, src, rec, why, header_done);
+	else
+		for (int i = 0; i < n; i++)
+			ingest_event(r->in, &evs[i]);
+	for (int i = 0; i < ok; i++)
+		event_clear(&evs[i]);
+	for (int i = 0; i < n; i++)
+		json_decref(objs[i]);
+}
+
 /* Returns 0, or -1 on a read error (reported). */
 static int ingest_source(struct run *r, struct source *src)
 {
@@ -141,11 +181,13 @@ static int ingest_source(struct run *r, struct source *src)
 	int header_done = 0, rc;
 	while ((rc = source_next(src, &rec)) == 1) {
 		r->st.read++;
-		if (!rec.obj) {
+		if (!rec.obj)
 			reject(r, src, &rec, rec.err, &header_done);
-		} else if (event_from_json(rec.obj, r->rules, &ev, why, sizeof why) != 0) {
+		else if (r->mapping)
+			ingest_mapped(r, src, &rec, &header_done);
+		else if (event_from_json(rec.obj, r->rules, &ev, why, sizeof why) != 0)
 			reject(r, src, &rec, why, &header_done);
-		} else {
+		else {
 			ingest_event(r->in, &ev);
 			event_clear(&ev);
 			if (r->spooled && sqlite3_get_autocommit(r->db))
@@ -177,6 +219,14 @@ int main(int argc, char **argv)
 	r.rules = rules_load(r.o.rules, r.o.rules_required);
 	if (!r.rules)
 		return SMR_USAGE;
+	if (r.source_name) {
+		int errors = 0;
+		r.mapping = mapping_parse(r.rules, r.source_name, &errors);
+		if (errors)
+			return SMR_USAGE;
+		if (!r.mapping)
+			smr_die(SMR_USAGE, "--source: no source \"%s\" in %s", r.source_name, r.rules->file);
+	}
 	opts_resolve_now(&r.o);
 
 	char *stdin_only[] = {"-"};
@@ -189,6 +239,8 @@ int main(int argc, char **argv)
 		srcs[i] = source_open(files[i], r.fmt, r.encoding, err, sizeof err);
 		if (!srcs[i])
 			smr_die(SMR_FATAL, "%s: %s", files[i], err);
+		if (r.encoding && strcasecmp(r.encoding, "auto") == 0)
+			smr_warnx(source_name(srcs[i]), 0, "read as %s", source_encoding(srcs[i]));
 	}
 	if (r.rejects_path)
 		open_rejects(&r);
@@ -213,6 +265,7 @@ int main(int argc, char **argv)
 		if (fclose(r.rejects) != 0)
 			smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
 	}
+	mapping_free(r.mapping);
 	rules_free(r.rules);
 	print_summary(&r.st);
 	if (io_failed)

@@ -2,6 +2,7 @@
 #include "../common/db.h"
 #include "../common/err.h"
 #include "../common/facts.h"
+#include "../common/mapping.h"
 #include "../common/opts.h"
 #include "../common/person.h"
 #include "../common/policy.h"
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
 	errors += sops->errors;
 	struct policy *pol = policy_parse(r);
 	errors += pol->errors;
+	mapping_parse(r, NULL, &errors);
 	policy_free(pol);
 	sops_free(sops);
 	if (errors || a.check) {

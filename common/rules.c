@@ -340,7 +340,7 @@ static void strip_comment(char *line)
 }
 
 static const char *const line_keywords[] = {"tag", "ladder", "segment", "content", "tier", "stage", "rfm", NULL};
-static const char *const block_keywords[] = {"sop", "policy", NULL};
+static const char *const block_keywords[] = {"sop", "policy", "source", NULL};
 
 static int in_list(const char *const *list, const char *w)
 {

@@ -41,6 +41,7 @@ struct source {
 	char rec_err[256];          /* first problem seen in this record */
 	char header_err[200];       /* a bad header rejects every row */
 	int at_eof;
+	const char *encoding;       /* what the input was read as */
 };
 
 enum source_format format_from_name(const char *path)
@@ -53,6 +54,54 @@ enum source_format format_from_name(const char *path)
 
 const char *source_name(const struct source *s) { return s->name; }
 enum source_format source_format(const struct source *s) { return s->fmt; }
+const char *source_encoding(const struct source *s) { return s->encoding; }
+
+int source_has_column(const struct source *s, const char *name)
+{
+	if (s->fmt != FORMAT_CSV)
+		return 1;
+	for (size_t i = 0; i < s->nheader; i++)
+		if (s->header[i] && strcmp(s->header[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* --encoding auto: UTF-8 (with or without a BOM) when every line of F is
+ * valid UTF-8, else GB18030 (which GBK exports are). Standard input is
+ * first copied to an unlinked 0600 temporary file, so it can be read twice.
+ * Returns F rewound (perhaps a new stream), or NULL. */
+static FILE *guess_encoding(FILE *f, int *gbk)
+{
+	if (f == stdin) {
+		FILE *tmp = tmpfile();
+		char buf[65536];
+		size_t n;
+		if (!tmp)
+			return NULL;
+		while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+			if (fwrite(buf, 1, n, tmp) != n) {
+				fclose(tmp);
+				return NULL;
+			}
+		if (ferror(f) || fflush(tmp) != 0) {
+			fclose(tmp);
+			return NULL;
+		}
+		f = tmp;
+	}
+	rewind(f);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	*gbk = 0;
+	while (!*gbk && (len = getline(&line, &cap, f)) >= 0)
+		*gbk = !utf8_valid(line, (size_t)len);
+	free(line);
+	if (ferror(f))
+		return NULL;
+	rewind(f);
+	return f;
+}
 
 const char *source_header(const struct source *s, size_t *len)
 {
@@ -106,6 +155,23 @@ struct source *source_open(const char *path, enum source_format fmt, const char 
 		snprintf(err, errlen, "%s", strerror(errno));
 		source_close(s);
 		return NULL;
+	}
+	s->encoding = s->cd == (iconv_t)-1 ? "UTF-8" : "GB18030";
+	if (encoding && strcasecmp(encoding, "auto") == 0) {
+		int gbk = 0;
+		FILE *f = guess_encoding(s->f, &gbk);
+		if (!f) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			source_close(s);
+			return NULL;
+		}
+		s->f = f;
+		if (gbk && (s->cd = iconv_open("UTF-8", "GB18030")) == (iconv_t)-1) {
+			snprintf(err, errlen, "iconv cannot convert from GB18030: %s", strerror(errno));
+			source_close(s);
+			return NULL;
+		}
+		s->encoding = gbk ? "GB18030" : "UTF-8";
 	}
 	if (s->fmt == FORMAT_CSV) {
 		if (csv_init(&s->csv, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)

@@ -21,7 +21,7 @@ struct record {
 
 struct source;
 
-/* PATH "-" is standard input. ENCODING is NULL/"utf-8" or "gbk".
+/* PATH "-" is standard input. ENCODING is NULL/"utf-8", "gbk" or "auto".
  * Returns NULL with a reason in err. */
 struct source *source_open(const char *path, enum source_format fmt,
                            const char *encoding, char *err, size_t errlen);
@@ -32,6 +32,12 @@ void record_clear(struct record *rec);
 /* The display name ("-" shows as "<stdin>"). */
 const char *source_name(const struct source *s);
 enum source_format source_format(const struct source *s);
+/* "UTF-8" or "GB18030": what the input is read as (--encoding auto
+ * decides per file, from its whole content). */
+const char *source_encoding(const struct source *s);
+/* Whether the CSV header names column NAME (always 1 for NDJSON, whose
+ * records name their own fields). */
+int source_has_column(const struct source *s, const char *name);
 /* For CSV: the header line, verbatim, to head a rejects file. */
 const char *source_header(const struct source *s, size_t *len);
 void source_close(struct source *s);
