@@ -15,12 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-	"smr-ingest [--db PATH] [--rules PATH] [--now TIME] [--format ndjson|csv]\n"
-	"                  [--encoding utf-8|gbk|auto] [--source NAME] [--rejects FILE] [--batch N] [FILE ...]";
-
-enum { OPT_FORMAT = 1, OPT_ENCODING, OPT_REJECTS, OPT_BATCH, OPT_SOURCE };
-
 struct run {
 	struct smr_opts o;
 	enum source_format fmt;
@@ -38,48 +32,32 @@ struct run {
 	struct ingest_stats st;
 };
 
-static void parse_args(struct run *r, int argc, char **argv)
+static void parse_args(struct run *r, int argc, char **argv, int *first)
 {
-	static const struct option longopts[] = {
-		SMR_COMMON_OPTIONS,
-		{"format", required_argument, NULL, OPT_FORMAT},
-		{"encoding", required_argument, NULL, OPT_ENCODING},
-		{"rejects", required_argument, NULL, OPT_REJECTS},
-		{"batch", required_argument, NULL, OPT_BATCH},
-		{"source", required_argument, NULL, OPT_SOURCE},
-		{NULL, 0, NULL, 0},
+	const char *fmt = NULL, *batch = NULL;
+	const struct opt table[] = {
+		OPT_STRING("format", "FMT", &fmt, "ndjson (default) or csv"),
+		OPT_STRING("encoding", "ENC", &r->encoding, "utf-8 (default), gbk, or auto (decided per file)"),
+		OPT_STRING("source", "NAME", &r->source_name, "read exports through the rules' source NAME"),
+		OPT_STRING("rejects", "FILE", &r->rejects_path, "append rejected records here, verbatim"),
+		OPT_STRING("batch", "N", &batch, "records per transaction (default 5000)"),
+		OPT_END,
 	};
-	int c;
-	while ((c = opts_next(argc, argv, longopts, &r->o, usage)) != -1) {
-		switch (c) {
-		case OPT_FORMAT:
-			if (strcmp(optarg, "ndjson") == 0 || strcmp(optarg, "jsonl") == 0)
-				r->fmt = FORMAT_NDJSON;
-			else if (strcmp(optarg, "csv") == 0)
-				r->fmt = FORMAT_CSV;
-			else
-				opts_usage_error(usage, "--format must be ndjson or csv");
-			break;
-		case OPT_ENCODING:
-			if (strcasecmp(optarg, "gbk") != 0 && strcasecmp(optarg, "utf-8") != 0 &&
-			    strcasecmp(optarg, "utf8") != 0 && strcasecmp(optarg, "auto") != 0)
-				opts_usage_error(usage, "--encoding must be utf-8, gbk or auto");
-			r->encoding = optarg;
-			break;
-		case OPT_SOURCE:
-			r->source_name = optarg;
-			break;
-		case OPT_REJECTS:
-			r->rejects_path = optarg;
-			break;
-		case OPT_BATCH:
-			r->batch = opts_int(optarg);
-			if (r->batch < 1 || r->batch > 1000000)
-				opts_usage_error(usage, "--batch must be between 1 and 1000000");
-			break;
-		}
-	}
-	opts_defaults(&r->o);
+	*first = opts_parse(argc, argv, table, "[FILE ...]", &r->o);
+	if (fmt && (strcmp(fmt, "ndjson") == 0 || strcmp(fmt, "jsonl") == 0))
+		r->fmt = FORMAT_NDJSON;
+	else if (fmt && strcmp(fmt, "csv") == 0)
+		r->fmt = FORMAT_CSV;
+	else if (fmt)
+		opts_usage_error(opts_usage(), "--format must be ndjson or csv");
+	const char *e = r->encoding;
+	if (e && strcasecmp(e, "gbk") != 0 && strcasecmp(e, "utf-8") != 0 && strcasecmp(e, "utf8") != 0 &&
+	    strcasecmp(e, "auto") != 0)
+		opts_usage_error(opts_usage(), "--encoding must be utf-8, gbk or auto");
+	long n = batch ? opts_int(batch) : 0;
+	if (batch && (n < 1 || n > 1000000))
+		opts_usage_error(opts_usage(), "--batch must be between 1 and 1000000");
+	r->batch = (int)n;
 }
 
 /* Rejects hold raw personal data: 0600 like the database. */
@@ -215,7 +193,8 @@ int main(int argc, char **argv)
 {
 	struct run r = {0};
 	smr_progname = "smr-ingest";
-	parse_args(&r, argc, argv);
+	int first;
+	parse_args(&r, argc, argv, &first);
 	r.rules = rules_load(r.o.rules, r.o.rules_required);
 	if (!r.rules)
 		return SMR_USAGE;
@@ -230,8 +209,8 @@ int main(int argc, char **argv)
 	opts_resolve_now(&r.o);
 
 	char *stdin_only[] = {"-"};
-	char **files = optind < argc ? argv + optind : stdin_only;
-	int nfiles = optind < argc ? argc - optind : 1;
+	char **files = first < argc ? argv + first : stdin_only;
+	int nfiles = first < argc ? argc - first : 1;
 	/* Open every input first: a missing file stops the run before it starts. */
 	struct source **srcs = xcalloc((size_t)nfiles, sizeof *srcs);
 	for (int i = 0; i < nfiles; i++) {

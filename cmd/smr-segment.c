@@ -19,11 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-	"smr-segment [--db PATH] [--rules PATH] [--now TIME] [--count] [--csv [--bom]] [--fields LIST]\n"
-	"                   [--as-tag NAME] [--rule-steps N] EXPR | --rfm | --stages | --tiers";
-
-enum { OPT_COUNT = 1, OPT_CSV, OPT_BOM, OPT_FIELDS, OPT_AS_TAG, OPT_RFM, OPT_STAGES, OPT_TIERS, OPT_STEPS };
 enum mode { MODE_EXPR, MODE_RFM, MODE_STAGES, MODE_TIERS };
 
 struct args {
@@ -50,51 +45,39 @@ static void check_args(struct args *a)
 {
 	int layers = a->rfm + a->stages + a->tiers;
 	if (layers + (a->expr != NULL) != 1)
-		opts_usage_error(usage, "give one of EXPR, --rfm, --stages and --tiers");
+		opts_usage_error(opts_usage(), "give one of EXPR, --rfm, --stages and --tiers");
 	if (a->bom && !a->csv)
-		opts_usage_error(usage, "--bom goes with --csv");
+		opts_usage_error(opts_usage(), "--bom goes with --csv");
 	if (a->as_tag && layers)
-		opts_usage_error(usage, "--as-tag takes an EXPR (e.g. rfm:at_risk), not --rfm, --stages or --tiers");
+		opts_usage_error(opts_usage(), "--as-tag takes an EXPR (e.g. rfm:at_risk), not --rfm, --stages or --tiers");
 	if (a->as_tag && (a->count || a->csv || a->fields))
-		opts_usage_error(usage, "--as-tag prints tag changes: no --count, --csv or --fields");
+		opts_usage_error(opts_usage(), "--as-tag prints tag changes: no --count, --csv or --fields");
 	if (a->as_tag && !tag_name_valid(a->as_tag))
-		opts_usage_error(usage, "--as-tag: \"%s\" is not a tag name (letters, digits, _)", a->as_tag);
+		opts_usage_error(opts_usage(), "--as-tag: \"%s\" is not a tag name (letters, digits, _)", a->as_tag);
 	a->mode = a->rfm ? MODE_RFM : a->stages ? MODE_STAGES : a->tiers ? MODE_TIERS : MODE_EXPR;
 }
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		SMR_COMMON_OPTIONS,
-		{"count", no_argument, NULL, OPT_COUNT},
-		{"csv", no_argument, NULL, OPT_CSV},
-		{"bom", no_argument, NULL, OPT_BOM},
-		{"fields", required_argument, NULL, OPT_FIELDS},
-		{"as-tag", required_argument, NULL, OPT_AS_TAG},
-		{"rfm", no_argument, NULL, OPT_RFM},
-		{"stages", no_argument, NULL, OPT_STAGES},
-		{"tiers", no_argument, NULL, OPT_TIERS},
-		{"rule-steps", required_argument, NULL, OPT_STEPS},
-		{NULL, 0, NULL, 0},
+	const char *steps = NULL;
+	const struct opt table[] = {
+		OPT_FLAG("count", &a->count, "print the number of members only"),
+		OPT_FLAG("csv", &a->csv, "print members as CSV, not NDJSON"),
+		OPT_FLAG("bom", &a->bom, "begin the CSV with a UTF-8 byte order mark (for Excel)"),
+		OPT_STRING("fields", "LIST", &a->fields, "the columns to print, comma-separated"),
+		OPT_STRING("as-tag", "NAME", &a->as_tag, "make the members hold tag NAME, and only them"),
+		OPT_FLAG("rfm", &a->rfm, "score everyone 1-5 on recency, frequency, money"),
+		OPT_FLAG("stages", &a->stages, "everyone's lifecycle stage"),
+		OPT_FLAG("tiers", &a->tiers, "everyone's value tier"),
+		OPT_STRING("rule-steps", "N", &steps, "SQLite steps a segment may take per person"),
+		OPT_END,
 	};
-	int c;
-	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
-		switch (c) {
-		case OPT_COUNT: a->count = 1; break;
-		case OPT_CSV: a->csv = 1; break;
-		case OPT_BOM: a->bom = 1; break;
-		case OPT_FIELDS: a->fields = optarg; break;
-		case OPT_AS_TAG: a->as_tag = optarg; break;
-		case OPT_RFM: a->rfm = 1; break;
-		case OPT_STAGES: a->stages = 1; break;
-		case OPT_TIERS: a->tiers = 1; break;
-		case OPT_STEPS: a->steps = rule_steps_option(optarg, usage); break;
-		}
-	}
-	if (optind < argc)
-		a->expr = join_args(argc - optind, argv + optind);
+	int first = opts_parse(argc, argv, table, "[EXPR]", &a->o);
+	if (steps)
+		a->steps = rule_steps_option(steps, opts_usage());
+	if (first < argc)
+		a->expr = join_args(argc - first, argv + first);
 	check_args(a);
-	opts_defaults(&a->o);
 }
 
 static int is_fact_column(const char *name, size_t n)

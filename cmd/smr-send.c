@@ -15,49 +15,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-	"smr-send [--db PATH] [--rules PATH] [--now TIME] [--transport SPEC] [--queued] [--dry-run] [--limit N]";
-
-enum { OPT_TRANSPORT = 1, OPT_QUEUED, OPT_DRY_RUN, OPT_LIMIT, OPT_STATS };
-
 struct args {
 	struct smr_opts o;
-	const char *transport;
+	const char *transport, *limit_arg;
 	int queued, dry_run, stats;
 	long limit;
 };
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		SMR_COMMON_OPTIONS,
-		{"transport", required_argument, NULL, OPT_TRANSPORT},
-		{"queued", no_argument, NULL, OPT_QUEUED},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"limit", required_argument, NULL, OPT_LIMIT},
-		{"stats", no_argument, NULL, OPT_STATS},
-		{NULL, 0, NULL, 0},
+	const struct opt table[] = {
+		OPT_STRING("transport", "SPEC", &a->transport, "where messages go: file:, exec: or webhook: (else $SMR_TRANSPORT)"),
+		OPT_FLAG("queued", &a->queued, "send every queued touch that is due, instead of reading stdin"),
+		OPT_FLAG("dry-run", &a->dry_run, "apply the policy and render; send and change nothing"),
+		OPT_STRING("limit", "N", &a->limit_arg, "take at most N touches"),
+		OPT_FLAG("stats", &a->stats, "print counts on standard error"),
+		OPT_END,
 	};
-	int c;
-	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
-		switch (c) {
-		case OPT_TRANSPORT: a->transport = optarg; break;
-		case OPT_QUEUED: a->queued = 1; break;
-		case OPT_DRY_RUN: a->dry_run = 1; break;
-		case OPT_STATS: a->stats = 1; break;
-		case OPT_LIMIT:
-			if ((a->limit = opts_int(optarg)) < 1)
-				opts_usage_error(usage, "--limit needs a positive integer");
-			break;
-		}
-	}
-	if (optind < argc)
-		opts_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
-	opts_defaults(&a->o);
+	opts_parse(argc, argv, table, NULL, &a->o);
+	if (a->limit_arg && (a->limit = opts_int(a->limit_arg)) < 1)
+		opts_usage_error(opts_usage(), "--limit needs a positive integer");
 	if (!a->transport)
 		a->transport = getenv("SMR_TRANSPORT");
 	if (!a->transport && !a->dry_run)
-		opts_usage_error(usage, "--transport (or $SMR_TRANSPORT) is needed, e.g. file:out.ndjson");
+		opts_usage_error(opts_usage(), "--transport (or $SMR_TRANSPORT) is needed, e.g. file:out.ndjson");
 }
 
 /* Touch records on stdin (as smr-sop-due prints them): their ids go to

@@ -18,11 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char usage[] =
-	"smr-sop-due [--db PATH] [--rules PATH] [--now TIME] [--late DUR] [--simulate DUR] [--stats]";
-
-enum { OPT_LATE = 1, OPT_SIMULATE, OPT_STATS };
-
 struct args {
 	struct smr_opts o;
 	int64_t late, simulate;
@@ -31,33 +26,20 @@ struct args {
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		SMR_COMMON_OPTIONS,
-		{"late", required_argument, NULL, OPT_LATE},
-		{"simulate", required_argument, NULL, OPT_SIMULATE},
-		{"stats", no_argument, NULL, OPT_STATS},
-		{NULL, 0, NULL, 0},
+	const char *late = NULL, *simulate = NULL;
+	const struct opt table[] = {
+		OPT_STRING("late", "DUR", &late, "a step later than this past due is missed (default 2h)"),
+		OPT_STRING("simulate", "DUR", &simulate, "forecast touches per person per day; write nothing"),
+		OPT_FLAG("stats", &a->stats, "print counts on standard error"),
+		OPT_END,
 	};
-	int c;
+	opts_parse(argc, argv, table, NULL, &a->o);
 	a->late = 2 * 3600;
-	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
-		switch (c) {
-		case OPT_LATE:
-			if (duration_parse(optarg, &a->late) != 0)
-				opts_usage_error(usage, "--late needs a duration such as 2h");
-			break;
-		case OPT_SIMULATE:
-			if (duration_parse(optarg, &a->simulate) != 0 || a->simulate < 86400 || a->simulate > 366 * 86400)
-				opts_usage_error(usage, "--simulate needs a duration from 1d to 366d, such as 14d");
-			break;
-		case OPT_STATS:
-			a->stats = 1;
-			break;
-		}
-	}
-	if (optind < argc)
-		opts_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
-	opts_defaults(&a->o);
+	if (late && duration_parse(late, &a->late) != 0)
+		opts_usage_error(opts_usage(), "--late needs a duration such as 2h");
+	if (simulate && (duration_parse(simulate, &a->simulate) != 0 || a->simulate < 86400 ||
+	                 a->simulate > 366 * 86400))
+		opts_usage_error(opts_usage(), "--simulate needs a duration from 1d to 366d, such as 14d");
 }
 
 /* Tag changes piped in from smr-tag are already in the database: read

@@ -19,11 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-	"smr-tag [--db PATH] [--rules PATH] [--now TIME] [--full] [--rule-steps N] [--check] [--set | --unset]";
-
-enum { OPT_FULL = 1, OPT_CHECK, OPT_SET, OPT_UNSET, OPT_STATS, OPT_STEPS };
-
 struct args {
 	struct smr_opts o;
 	int full, check, set, unset, stats;
@@ -32,32 +27,21 @@ struct args {
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		SMR_COMMON_OPTIONS,
-		{"full", no_argument, NULL, OPT_FULL},
-		{"check", no_argument, NULL, OPT_CHECK},
-		{"set", no_argument, NULL, OPT_SET},
-		{"unset", no_argument, NULL, OPT_UNSET},
-		{"stats", no_argument, NULL, OPT_STATS},
-		{"rule-steps", required_argument, NULL, OPT_STEPS},
-		{NULL, 0, NULL, 0},
+	const char *steps = NULL;
+	const struct opt table[] = {
+		OPT_FLAG("full", &a->full, "evaluate every person, not only those whose facts changed"),
+		OPT_FLAG("check", &a->check, "check the rules file and exit"),
+		OPT_FLAG("set", &a->set, "add the tags named by the records on stdin"),
+		OPT_FLAG("unset", &a->unset, "remove the tags named by the records on stdin"),
+		OPT_FLAG("stats", &a->stats, "print counts on standard error"),
+		OPT_STRING("rule-steps", "N", &steps, "SQLite steps a rule may take per person"),
+		OPT_END,
 	};
-	int c;
-	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
-		switch (c) {
-		case OPT_FULL: a->full = 1; break;
-		case OPT_CHECK: a->check = 1; break;
-		case OPT_SET: a->set = 1; break;
-		case OPT_UNSET: a->unset = 1; break;
-		case OPT_STATS: a->stats = 1; break;
-		case OPT_STEPS: a->steps = rule_steps_option(optarg, usage); break;
-		}
-	}
-	if (optind < argc)
-		opts_usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
+	opts_parse(argc, argv, table, NULL, &a->o);
+	if (steps)
+		a->steps = rule_steps_option(steps, opts_usage());
 	if (a->set + a->unset + a->check > 1)
-		opts_usage_error(usage, "--set, --unset and --check exclude each other");
-	opts_defaults(&a->o);
+		opts_usage_error(opts_usage(), "--set, --unset and --check exclude each other");
 }
 
 /* Manual changes, printed once committed: what was printed has happened. */

@@ -24,6 +24,33 @@ struct smr_opts {
 	int64_t now;
 };
 
+/* One option of a tool, in its option table: the table generates the
+ * getopt_long table, the usage line and --help, so they cannot drift. */
+struct opt {
+	const char *name;   /* long name, without the dashes */
+	const char *arg;    /* the argument's name in usage; NULL for a flag */
+	const char *help;   /* one line for --help */
+	int *flag;          /* a flag: set to value */
+	int value;
+	const char **str;   /* an argument: kept as given, checked by the tool */
+};
+#define OPT_FLAG(name, var, help)        { name, NULL, help, var, 1, NULL }
+#define OPT_SET(name, var, val, help)    { name, NULL, help, var, val, NULL }
+#define OPT_STRING(name, arg, var, help) { name, arg, help, NULL, 0, var }
+#define OPT_END                          { NULL, NULL, NULL, NULL, 0, NULL }
+
+/* Parse the common options and the tool's TABLE (ended by OPT_END);
+ * OPERANDS is the rest of the usage line ("[FILE ...]"), or NULL when the
+ * tool takes none (then an operand is a usage error). An
+ * unknown, abbreviated or incomplete option is a usage error (exit 2);
+ * --help and --version print and exit 0. Defaults are filled from the
+ * environment. Returns the index of the first operand (operands are
+ * moved after the options, as getopt_long does). */
+int opts_parse(int argc, char **argv, const struct opt *table, const char *operands,
+               struct smr_opts *o);
+/* The usage line opts_parse generated ("smr-x [--db PATH] ..."). */
+const char *opts_usage(void);
+
 /* The next tool-specific option (getopt_long with LONGOPTS): the common
  * ones are handled here, an unknown option or a missing argument is a
  * usage error (exit 2). -1 when the options end. */
