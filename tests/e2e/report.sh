@@ -451,7 +451,8 @@ rep --db u.db --rules $R sops bogus
 check "unknown report: named on stderr" has_line "$T/rerr" 'bogus'
 rep --help
 rstatus "--help: exit 0" 0
-check "--help: usage on stdout naming the sections" has_line "$T/rout" 'usage: .*smr-report.*sops\|fatigue\|groups'
+check "--help: usage on stdout" has_line "$T/rout" '^usage: smr-report '
+check "--help: the usage names the sections" has_line "$T/rout" '^ +.*\[sops\|fatigue\|groups \.\.\.\]$'
 rep --db s.db --rules no-such.rules --now $NOW
 rstatus "a missing --rules file: exit 2" 2
 
