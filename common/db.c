@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 60000
+#define CACHE_MB_DEFAULT 64
+#define CACHE_MB_MAX 65536
 
 static const char *opened_path = "smr.db";
 
@@ -185,6 +187,28 @@ static void set_wal(sqlite3 *db)
 	}
 }
 
+int db_cache_mb(void)
+{
+	const char *s = getenv("SMR_CACHE_MB");
+	if (!s || !*s)
+		return CACHE_MB_DEFAULT;
+	char *end;
+	errno = 0;
+	long mb = strtol(s, &end, 10);
+	if (errno || *end || mb < 1 || mb > CACHE_MB_MAX)
+		smr_die(SMR_FATAL, "SMR_CACHE_MB: \"%s\" is not a whole number of megabytes from 1 to %d", s, CACHE_MB_MAX);
+	return (int)mb;
+}
+
+/* The page cache: a bound on memory, and what keeps the hot parts of the
+ * indexes (identity, event_pid) off the disk as the database grows. */
+static void set_cache(sqlite3 *db)
+{
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", db_cache_mb() * 1024);
+	db_exec(db, sql);
+}
+
 sqlite3 *db_open(const char *path)
 {
 	opened_path = path;
@@ -199,7 +223,7 @@ sqlite3 *db_open(const char *path)
 	set_wal(db);
 	db_exec(db, "PRAGMA synchronous = NORMAL");
 	db_exec(db, "PRAGMA foreign_keys = OFF");
-	db_exec(db, "PRAGMA cache_size = -16384");
+	set_cache(db);
 	migrate(db);
 	return db;
 }

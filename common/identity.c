@@ -49,6 +49,8 @@ struct idres {
 	struct sopdue_merge *sops;      /* enrollments: sopdue_merge_run */
 	struct idres_stats stats;
 	int conflicted;                 /* the event being resolved hit a limit */
+	void (*on_merge)(void *ctx, int64_t to, int64_t from);
+	void *on_merge_ctx;
 };
 
 static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto);
@@ -95,6 +97,12 @@ void idres_close(struct idres *ir)
 }
 
 const struct idres_stats *idres_stats(const struct idres *ir) { return &ir->stats; }
+
+void idres_on_merge(struct idres *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx)
+{
+	ir->on_merge = fn;
+	ir->on_merge_ctx = ctx;
+}
 
 static int64_t lookup(struct idres *ir, const struct ident *id)
 {
@@ -200,6 +208,8 @@ static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int
 		log_merge(ir, ev, pids, pid, found[i], now);
 		merge_run(ir->db, ir->merge, pid, found[i], batch_start);
 		sopdue_merge_run(ir->sops, pid, found[i], now);
+		if (ir->on_merge)
+			ir->on_merge(ir->on_merge_ctx, pid, found[i]);
 		ir->stats.merges++;
 	}
 	for (int i = 0; i < ev->nids; i++)

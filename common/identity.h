@@ -27,6 +27,10 @@ void idres_close(struct idres *ir);
  * adds at commit; merges recompute facts from the events before it. */
 int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now);
 
+/* Call FN(CTX, to, from) after each merge (the caller's batch sums follow
+ * the merged person). */
+void idres_on_merge(struct idres *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx);
+
 struct idres_stats { long new_persons, merges, conflicts; };
 const struct idres_stats *idres_stats(const struct idres *ir);
 

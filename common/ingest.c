@@ -1,5 +1,6 @@
 #include "ingest.h"
 #include "db.h"
+#include "delta.h"
 #include "err.h"
 #include "identity.h"
 
@@ -9,12 +10,15 @@
 struct ingest {
 	sqlite3 *db;
 	struct idres *ir;
+	struct delta *delta;        /* this batch's facts, added at commit */
 	int64_t now;
 	int batch, in_batch;
 	int64_t batch_start;        /* max eid before this batch */
 	long inserted, duplicates;
-	sqlite3_stmt *seen, *insert, *attrs, *max_eid, *flush_persons, *flush_max_ts;
+	sqlite3_stmt *seen, *insert, *attrs, *max_eid;
 };
+
+static void on_merge(void *delta, int64_t to, int64_t from) { delta_merge(delta, to, from); }
 
 struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch)
 {
@@ -23,6 +27,8 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 	in->now = now;
 	in->batch = batch > 0 ? batch : INGEST_BATCH;
 	in->ir = idres_open(db, r);
+	in->delta = delta_open(db);
+	idres_on_merge(in->ir, on_merge, in->delta);
 	in->seen = db_prepare(db, "SELECT 1 FROM event WHERE id = ?1");
 	in->insert = db_prepare(db,
 		"INSERT INTO event(id, pid, type, ts, item, amount, channel, text, expires, group_id, staff, props, ingested_at) "
@@ -37,27 +43,6 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 		"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))) "
 		"WHERE pid = ?1");
 	in->max_eid = db_prepare(db, "SELECT coalesce(max(eid), 0) FROM event");
-	/* NOT INDEXED: read this batch's events by rowid range. Left to itself
-	 * the planner walks the whole event_pid index (to skip the GROUP BY
-	 * sort), which makes every commit O(all events): quadratic ingest. */
-	/* the latest event time, so readers need not scan for it */
-	in->flush_max_ts = db_prepare(db,
-		"INSERT INTO meta(key, value) SELECT 'event.max_ts', max(ts) FROM event NOT INDEXED WHERE eid > ?1 "
-		"GROUP BY 1 ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)");
-	in->flush_persons = db_prepare(db,
-		"UPDATE person SET events = events + a.d_n, orders = orders + a.d_orders, spend = spend + a.d_spend, "
-		"refunds = refunds + a.d_refunds, refunded = refunded + a.d_refunded, "
-		"first_order_at = coalesce(min(first_order_at, a.d_fo), first_order_at, a.d_fo), "
-		"last_order_at = coalesce(max(last_order_at, a.d_lo), last_order_at, a.d_lo), "
-		"first_seen = coalesce(min(first_seen, a.d_fs), a.d_fs), last_seen = coalesce(max(last_seen, a.d_ls), a.d_ls), "
-		"rev = a.d_rev "
-		"FROM (SELECT pid AS d_pid, count(*) AS d_n, coalesce(sum(type = 'order'), 0) AS d_orders, "
-		"coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0) AS d_spend, "
-		"coalesce(sum(type = 'refund'), 0) AS d_refunds, "
-		"coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0) AS d_refunded, "
-		"min(CASE WHEN type = 'order' THEN ts END) AS d_fo, max(CASE WHEN type = 'order' THEN ts END) AS d_lo, "
-		"min(ts) AS d_fs, max(ts) AS d_ls, max(eid) AS d_rev FROM event NOT INDEXED WHERE eid > ?1 GROUP BY pid) AS a "
-		"WHERE person.pid = a.d_pid");
 	return in;
 }
 
@@ -73,10 +58,7 @@ void ingest_commit(struct ingest *in)
 {
 	if (sqlite3_get_autocommit(in->db))
 		return; /* no batch in flight */
-	db_bind_int(in->db, in->flush_persons, 1, in->batch_start);
-	db_run(in->db, in->flush_persons);
-	db_bind_int(in->db, in->flush_max_ts, 1, in->batch_start);
-	db_run(in->db, in->flush_max_ts);
+	delta_flush(in->delta);
 	db_commit(in->db);
 	in->in_batch = 0;
 }
@@ -133,6 +115,7 @@ static void insert_event(struct ingest *in, const struct event *ev, int64_t pid)
 	db_bind_int(in->db, st, 13, in->now);
 	db_run(in->db, st);
 	free(props);
+	delta_add(in->delta, pid, sqlite3_last_insert_rowid(in->db), ev->type, ev->ts, ev->has_amount, ev->amount);
 }
 
 int ingest_event(struct ingest *in, const struct event *ev)
@@ -168,7 +151,6 @@ void ingest_close(struct ingest *in, struct ingest_stats *stats)
 	sqlite3_finalize(in->insert);
 	sqlite3_finalize(in->attrs);
 	sqlite3_finalize(in->max_eid);
-	sqlite3_finalize(in->flush_persons);
-	sqlite3_finalize(in->flush_max_ts);
+	delta_close(in->delta);
 	free(in);
 }

@@ -9,7 +9,8 @@
 #include "event.h"
 #include "rules.h"
 
-#define INGEST_BATCH 5000
+#define INGEST_BATCH 5000          /* streaming input (stdin, a pipe) */
+#define INGEST_FILE_BATCH 50000    /* every input a regular file */
 
 struct ingest_stats {
 	long read, inserted, duplicates, rejected, new_persons, merges, conflicts;

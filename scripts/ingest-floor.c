@@ -4,7 +4,9 @@
  * NDJSON with jansson and inserts event rows, one person row per event whose
  * identifiers are all new, and identity rows (INSERT OR IGNORE), into the
  * same schema with the same indexes and pragmas (db_open from common/), in
- * transactions of the same batch size. Nothing else: no validation beyond
+ * transactions of 5000 events with a 16 MB page cache: smr-ingest's settings
+ * when this floor was set, pinned here so that the reference does not move
+ * when smr's defaults do (--batch and SMR_CACHE_MB still apply). Nothing else: no validation beyond
  * what the values need, no dedup lookup, no identity lookups or merges, no
  * per-person facts, no profile attributes.
  *
@@ -30,6 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define FLOOR_BATCH 5000
+#define FLOOR_CACHE_MB "16"
 
 static const char *const kinds[] = {
 	"unionid", "member_id", "external_userid", "phone", "openid", "cookie_id", "anon_id",
@@ -184,7 +189,7 @@ int main(int argc, char **argv)
 {
 	smr_progname = "ingest-floor";
 	const char *dbpath = "smr.db", *path = "-";
-	int batch = INGEST_BATCH;
+	int batch = FLOOR_BATCH;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
 			dbpath = argv[++i];
@@ -206,6 +211,8 @@ int main(int argc, char **argv)
 
 	struct floor f = {0};
 	f.batch = batch;
+	if (!getenv("SMR_CACHE_MB"))
+		setenv("SMR_CACHE_MB", FLOOR_CACHE_MB, 1);
 	f.db = db_open(dbpath);
 	f.now = (int64_t)time(NULL);
 	f.event = db_prepare(f.db,
