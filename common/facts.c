@@ -44,6 +44,31 @@ static const char facts_view[] =
 	"json_extract(p.attrs, '$.staff') AS staff, p.attrs AS attrs, p.rev AS rev "
 	"FROM main.person AS p";
 
+/* The per-person look-ups behind the functions, in facts_open's order:
+ * each one person's events through event_pid (pid, type, ts), or one row
+ * by primary key. */
+const char *const facts_lookup_sql[] = {
+	"SELECT count(*), min(ts), coalesce(sum(amount), 0) FROM main.event "
+	"WHERE pid = ?1 AND type = ?2 AND ts > ?3 AND ts <= ?4",
+	"SELECT count(*), min(ts), coalesce(sum(amount), 0) FROM main.event "
+	"WHERE pid = ?1 AND type = ?2 AND ts > ?3 AND ts <= ?4 AND item = ?5",
+	"SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts > ?3",
+	"SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts > ?3 AND item = ?4",
+	"SELECT max(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3",
+	"SELECT max(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3 AND item = ?4",
+	"SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3",
+	"SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3 AND item = ?4",
+	"SELECT count(*) FROM main.event WHERE pid = ?1 AND type = 'order' AND ts >= ?2 AND ts <= ?3",
+	"SELECT text, ts FROM main.event WHERE pid = ?1 AND type = 'message' AND ts > ?2 AND ts <= ?3 ORDER BY ts DESC",
+	"SELECT c.expires FROM main.event AS c WHERE c.pid = ?1 AND c.type = 'coupon_claim' "
+	"AND c.expires IS NOT NULL AND c.ts <= ?2 AND NOT EXISTS (SELECT 1 FROM main.event AS u WHERE u.pid = c.pid "
+	"AND u.type = 'coupon_use' AND u.item IS c.item AND u.ts >= c.ts AND u.ts <= ?2)",
+	"SELECT min(ts) FROM main.event WHERE pid = ?1 AND ts > ?2",
+	"SELECT json_extract(attrs, '$.\"' || replace(?2, '\"', '') || '\"') FROM main.person WHERE pid = ?1",
+	"SELECT 1 FROM main.tag WHERE pid = ?1 AND tag = ?2",
+	NULL,
+};
+
 static void note_change(struct facts *f, int64_t pid, int64_t at)
 {
 	if (at <= f->now)
@@ -401,31 +426,17 @@ struct facts *facts_open(sqlite3 *db, int64_t now)
 			db_fail(db, "register function");
 	db_exec(db, "DROP VIEW IF EXISTS temp.facts");
 	db_exec(db, facts_view);
-	f->count_st = db_prepare(db, "SELECT count(*), min(ts), coalesce(sum(amount), 0) FROM main.event "
-		"WHERE pid = ?1 AND type = ?2 AND ts > ?3 AND ts <= ?4");
-	f->count_item_st = db_prepare(db, "SELECT count(*), min(ts), coalesce(sum(amount), 0) FROM main.event "
-		"WHERE pid = ?1 AND type = ?2 AND ts > ?3 AND ts <= ?4 AND item = ?5");
-	f->future_st = db_prepare(db, "SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts > ?3");
-	f->future_item_st = db_prepare(db, "SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts > ?3 AND item = ?4");
-	f->last_st = db_prepare(db, "SELECT max(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3");
-	f->last_item_st = db_prepare(db, "SELECT max(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3 AND item = ?4");
-	f->first_st = db_prepare(db, "SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3");
-	f->first_item_st = db_prepare(db, "SELECT min(ts) FROM main.event WHERE pid = ?1 AND type = ?2 AND ts <= ?3 AND item = ?4");
-	f->orders_after_st = db_prepare(db, "SELECT count(*) FROM main.event WHERE pid = ?1 AND type = 'order' AND ts >= ?2 AND ts <= ?3");
-	f->said_st = db_prepare(db, "SELECT text, ts FROM main.event WHERE pid = ?1 AND type = 'message' "
-		"AND ts > ?2 AND ts <= ?3 ORDER BY ts DESC");
-	f->coupons_st = db_prepare(db, "SELECT c.expires FROM main.event AS c WHERE c.pid = ?1 AND c.type = 'coupon_claim' "
-		"AND c.expires IS NOT NULL AND c.ts <= ?2 AND NOT EXISTS (SELECT 1 FROM main.event AS u WHERE u.pid = c.pid "
-		"AND u.type = 'coupon_use' AND u.item IS c.item AND u.ts >= c.ts AND u.ts <= ?2)");
+	sqlite3_stmt **st[] = {&f->count_st, &f->count_item_st, &f->future_st, &f->future_item_st, &f->last_st,
+		&f->last_item_st, &f->first_st, &f->first_item_st, &f->orders_after_st, &f->said_st, &f->coupons_st,
+		&f->any_future_st, &f->attr_st, &f->tagged_st};
+	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+		*st[i] = db_prepare(db, facts_lookup_sql[i]);
 	/* kept by smr-ingest at each commit; a scan only for a database that
 	 * has not been written since this was added */
 	sqlite3_stmt *latest = db_prepare(db, "SELECT coalesce((SELECT value FROM main.meta WHERE key = 'event.max_ts'), "
 	                                      "(SELECT max(last_seen) FROM main.person), 0)");
 	f->latest_event = db_row(db, latest) ? sqlite3_column_int64(latest, 0) : 0;
 	sqlite3_finalize(latest);
-	f->attr_st = db_prepare(db, "SELECT json_extract(attrs, '$.\"' || replace(?2, '\"', '') || '\"') FROM main.person WHERE pid = ?1");
-	f->tagged_st = db_prepare(db, "SELECT 1 FROM main.tag WHERE pid = ?1 AND tag = ?2");
-	f->any_future_st = db_prepare(db, "SELECT min(ts) FROM main.event WHERE pid = ?1 AND ts > ?2");
 	return f;
 }
 

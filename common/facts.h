@@ -28,5 +28,9 @@ int64_t facts_next_change(const struct facts *f, int64_t pid);
 
 /* The documented fact columns, NULL-terminated (for smr-segment --fields). */
 extern const char *const facts_columns[];
+/* The per-person look-ups the functions run, NULL-terminated: the first
+ * twelve read event through event_pid, then person and tag by primary key
+ * (held to those plans by the unit tests). */
+extern const char *const facts_lookup_sql[];
 
 #endif

@@ -8,8 +8,11 @@
 
 /* Facts recomputed from the person's events up to UPTO (the batch being
  * ingested adds its own at commit). */
+const char idres_lookup_sql[] = "SELECT pid, max(rowid) FROM identity WHERE kind = ?1 AND value = ?2";
+const char idres_kinds_of_sql[] = "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind";
+
 #define NMERGE 11
-static const char *const merge_sql[NMERGE] = {
+const char *const idres_merge_sql[NMERGE + 1] = {
 	"UPDATE event SET pid = ?1 WHERE pid = ?2",
 	"UPDATE OR IGNORE identity SET pid = ?1 WHERE pid = ?2",
 	"DELETE FROM identity WHERE pid = ?2", /* values both persons were linked to */
@@ -39,6 +42,7 @@ static const char *const merge_sql[NMERGE] = {
 	"UPDATE touch SET pid = ?1 WHERE pid = ?2",
 	"DELETE FROM rfm WHERE pid = ?2",
 	"DELETE FROM person WHERE pid = ?2",
+	NULL,
 };
 
 struct idres {
@@ -63,18 +67,18 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 	/* the person a value was linked to most recently (pid comes from the
 	 * row of max(rowid); NULL, read as 0, when the value is unknown): no
 	 * sort, unlike ORDER BY rowid DESC LIMIT 1 */
-	ir->lookup = db_prepare(db, "SELECT pid, max(rowid) FROM identity WHERE kind = ?1 AND value = ?2");
+	ir->lookup = db_prepare(db, idres_lookup_sql);
 	ir->holders = db_prepare(db,
 		"SELECT count(*), coalesce(max(pid = ?3), 0) FROM identity WHERE kind = ?1 AND value = ?2");
 	ir->attach = db_prepare(db, "INSERT OR IGNORE INTO identity(kind, value, pid, first_seen) VALUES (?1, ?2, ?3, ?4)");
-	ir->kinds_of = db_prepare(db, "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind");
+	ir->kinds_of = db_prepare(db, idres_kinds_of_sql);
 	ir->new_person = db_prepare(db, "INSERT INTO person(created_at) VALUES (?1)");
 	ir->log_merge = db_prepare(db,
 		"INSERT INTO merge_log(at, survivor, merged, event_id, kind, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	ir->log_conflict = db_prepare(db,
 		"INSERT INTO conflict_log(at, event_id, pid, kind, value, other_pid, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
 	for (int i = 0; i < NMERGE; i++)
-		ir->merge[i] = db_prepare(db, merge_sql[i]);
+		ir->merge[i] = db_prepare(db, idres_merge_sql[i]);
 	ir->sops = sopdue_merge_open(db);
 	return ir;
 }

@@ -31,6 +31,12 @@ int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_st
  * the merged person). */
 void idres_on_merge(struct idres *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx);
 
+/* The look-ups and merge steps resolution runs (merge steps
+ * NULL-terminated; each finds the merged person's rows by an index on
+ * pid), held to their plans by the unit tests. */
+extern const char idres_lookup_sql[], idres_kinds_of_sql[];
+extern const char *const idres_merge_sql[];
+
 struct idres_stats { long new_persons, merges, conflicts; };
 const struct idres_stats *idres_stats(const struct idres *ir);
 

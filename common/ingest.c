@@ -18,6 +18,17 @@ struct ingest {
 	sqlite3_stmt *seen, *insert, *attrs, *max_eid;
 };
 
+const char ingest_seen_sql[] = "SELECT 1 FROM event WHERE id = ?1";
+/* each attribute only if this event (ts ?3) is not older than the one
+ * that set it last */
+const char ingest_attrs_sql[] =
+	"UPDATE person SET "
+	"attrs = json_patch(attrs, (SELECT json_group_object(j.key, ?2 -> j.key) FROM json_each(?2) AS j "
+	"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))), "
+	"attrs_at = json_patch(coalesce(attrs_at, '{}'), (SELECT json_group_object(j.key, ?3) FROM json_each(?2) AS j "
+	"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))) "
+	"WHERE pid = ?1";
+
 static void on_merge(void *delta, int64_t to, int64_t from) { delta_merge(delta, to, from); }
 
 struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch)
@@ -29,19 +40,13 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 	in->ir = idres_open(db, r);
 	in->delta = delta_open(db);
 	idres_on_merge(in->ir, on_merge, in->delta);
-	in->seen = db_prepare(db, "SELECT 1 FROM event WHERE id = ?1");
+	in->seen = db_prepare(db, ingest_seen_sql);
 	in->insert = db_prepare(db,
 		"INSERT INTO event(id, pid, type, ts, item, amount, channel, text, expires, group_id, staff, props, ingested_at) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
 	/* each attribute only if this event (ts ?3) is not older than the one
 	 * that set it last */
-	in->attrs = db_prepare(db,
-		"UPDATE person SET "
-		"attrs = json_patch(attrs, (SELECT json_group_object(j.key, ?2 -> j.key) FROM json_each(?2) AS j "
-		"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))), "
-		"attrs_at = json_patch(coalesce(attrs_at, '{}'), (SELECT json_group_object(j.key, ?3) FROM json_each(?2) AS j "
-		"  WHERE ?3 >= coalesce(person.attrs_at ->> j.key, -1))) "
-		"WHERE pid = ?1");
+	in->attrs = db_prepare(db, ingest_attrs_sql);
 	in->max_eid = db_prepare(db, "SELECT coalesce(max(eid), 0) FROM event");
 	return in;
 }

@@ -18,6 +18,9 @@ struct ingest_stats {
 
 struct ingest;
 
+/* Per-event statements (for the plan tests): dedup by id, attributes. */
+extern const char ingest_seen_sql[], ingest_attrs_sql[];
+
 struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch);
 /* Store EV; returns 1 when inserted, 0 when its id was seen before. */
 int ingest_event(struct ingest *in, const struct event *ev);

@@ -73,7 +73,7 @@ static const char groups_sql[] =
 	"       WHEN leaves_after_push >= 3 THEN 'members leave after pushes' END AS flag "
 	"FROM s LEFT JOIN mem USING (group_id) ORDER BY flag IS NULL, s.group_id";
 
-static const char *const section_sql[NREPORTS] = {sops_sql, fatigue_sql, groups_sql};
+const char *const report_sql[NREPORTS] = {sops_sql, fatigue_sql, groups_sql};
 
 static void bind_named(sqlite3 *db, sqlite3_stmt *st, const char *name, int64_t v)
 {
@@ -135,7 +135,7 @@ static void print_table(sqlite3_stmt *st, sqlite3 *db, FILE *out)
 
 void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out)
 {
-	sqlite3_stmt *st = db_prepare(db, section_sql[which]);
+	sqlite3_stmt *st = db_prepare(db, report_sql[which]);
 	bind_named(db, st, ":now", o->now);
 	bind_named(db, st, ":win", o->window);
 	bind_named(db, st, ":weeks", o->weeks);

@@ -18,6 +18,8 @@ struct report_opts {
 enum report_section { REPORT_SOPS, REPORT_FATIGUE, REPORT_GROUPS, NREPORTS };
 
 extern const char *const report_names[NREPORTS];
+/* Each section's query (for the plan tests). */
+extern const char *const report_sql[NREPORTS];
 
 void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out);
 

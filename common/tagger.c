@@ -312,19 +312,31 @@ static int64_t scalar(sqlite3 *db, const char *sql)
 	return v;
 }
 
+const char tagger_changed_sql[] =
+	"INSERT INTO temp.tag_cand "
+	"SELECT pid FROM main.event WHERE eid > ?1 AND eid <= ?2 "
+	"UNION SELECT survivor FROM main.merge_log WHERE rowid > ?3 AND rowid <= ?4 "
+	"UNION SELECT pid FROM main.person WHERE check_at <= ?5";
+const char tagger_temp_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS tag_cand(pid INTEGER PRIMARY KEY);"
+	"CREATE TEMP TABLE IF NOT EXISTS tag_chunk(pid INTEGER PRIMARY KEY)";
+const char *const tagger_chunk_sql[] = {
+	"INSERT INTO temp.tag_chunk SELECT pid FROM temp.tag_cand WHERE pid > ?1 ORDER BY pid LIMIT ?2",
+	"SELECT tag, source FROM main.tag WHERE pid = ?1",
+	"DELETE FROM main.tag WHERE pid = ?1 AND tag = ?2",
+	"UPDATE main.person SET check_at = ?2 WHERE pid = ?1",
+	NULL,
+};
+
 static void select_candidates(struct run *r, int full, const struct marks *upto)
 {
-	db_exec(r->db, "CREATE TEMP TABLE IF NOT EXISTS tag_cand(pid INTEGER PRIMARY KEY)");
-	db_exec(r->db, "CREATE TEMP TABLE IF NOT EXISTS tag_chunk(pid INTEGER PRIMARY KEY)");
+	db_exec(r->db, tagger_temp_sql);
 	db_exec(r->db, "DELETE FROM temp.tag_cand");
 	sqlite3_stmt *st;
 	if (full) {
 		st = db_prepare(r->db, "INSERT INTO temp.tag_cand SELECT pid FROM main.person");
 	} else {
-		st = db_prepare(r->db, "INSERT INTO temp.tag_cand "
-		                       "SELECT pid FROM main.event WHERE eid > ?1 AND eid <= ?2 "
-		                       "UNION SELECT survivor FROM main.merge_log WHERE rowid > ?3 AND rowid <= ?4 "
-		                       "UNION SELECT pid FROM main.person WHERE check_at <= ?5");
+		st = db_prepare(r->db, tagger_changed_sql);
 		db_bind_int(r->db, st, 1, db_meta_get(r->db, "tag.eid", 0));
 		db_bind_int(r->db, st, 2, upto->eid);
 		db_bind_int(r->db, st, 3, db_meta_get(r->db, "tag.merge", 0));
@@ -339,12 +351,12 @@ static void prepare_run(struct run *r)
 {
 	r->budget = rule_budget_open(r->db, r->tr, r->steps);
 	r->eval = prepare_eval(r->db, r->tr);
-	r->chunk = db_prepare(r->db, "INSERT INTO temp.tag_chunk SELECT pid FROM temp.tag_cand WHERE pid > ?1 ORDER BY pid LIMIT ?2");
-	r->current = db_prepare(r->db, "SELECT tag, source FROM main.tag WHERE pid = ?1");
+	r->chunk = db_prepare(r->db, tagger_chunk_sql[0]);
+	r->current = db_prepare(r->db, tagger_chunk_sql[1]);
 	r->add = db_prepare(r->db, "INSERT INTO main.tag(pid, tag, since, source) VALUES (?1, ?2, ?3, 'rule')");
-	r->del = db_prepare(r->db, "DELETE FROM main.tag WHERE pid = ?1 AND tag = ?2");
+	r->del = db_prepare(r->db, tagger_chunk_sql[2]);
 	r->log = db_prepare(r->db, "INSERT INTO main.tag_log(pid, tag, op, at, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-	r->check = db_prepare(r->db, "UPDATE main.person SET check_at = ?2 WHERE pid = ?1");
+	r->check = db_prepare(r->db, tagger_chunk_sql[3]);
 	r->want = xmalloc(r->tr->ntags * 2 + 1);
 	r->details = xcalloc(r->tr->ntags + 1, sizeof *r->details);
 	for (size_t i = 0; i < r->tr->ntags; i++)

@@ -18,6 +18,13 @@
 #include "rules.h"
 #include "tagrules.h"
 
+/* The run's statements (for the plan tests): the temp tables; the persons
+ * changed since the last run (rowid ranges, person_check); per chunk: the
+ * next pids, a person's tags, a removal, the recheck time (primary keys),
+ * NULL-terminated. */
+extern const char tagger_temp_sql[], tagger_changed_sql[];
+extern const char *const tagger_chunk_sql[];
+
 struct tagger_stats { long evaluated, added, removed; int full; };
 
 /* Evaluate and apply; change records go to OUT after each chunk commits.

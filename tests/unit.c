@@ -6,7 +6,9 @@
  * a final line "N passed, N failed". Exit status 1 if anything failed.
  * Run it in an empty directory: rules_load(NULL, 0) reads ./smr.rules. */
 #include "../common/db.h"
+#include "../common/delta.h"
 #include "../common/err.h"
+#include "../common/facts.h"
 #include "../common/event.h"
 #include "../common/identity.h"
 #include "../common/ingest.h"
@@ -14,10 +16,12 @@
 #include "../common/money.h"
 #include "../common/policy.h"
 #include "../common/render.h"
+#include "../common/report.h"
 #include "../common/rules.h"
 #include "../common/sender.h"
 #include "../common/ruleexpr.h"
 #include "../common/sop.h"
+#include "../common/tagger.h"
 #include "../common/tstamp.h"
 #include "../common/utf8.h"
 
@@ -1557,6 +1561,146 @@ static void test_send_plans(void)
 	db_close(db);
 }
 
+/* ---- query plans ----------------------------------------------------------
+ * Every hot statement of ingest, tag, segment, sop-due and report, as the
+ * code prepares it, on a fresh database without ANALYZE statistics: its
+ * plan reaches its rows through the index it is meant to use and scans no
+ * table that grows with the data (a plan chosen from statistics could
+ * change when they do). */
+
+/* EXPLAIN QUERY PLAN of SQL: the detail lines joined by "; ". */
+static void plan_detail(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+	char *q = xasprintf("EXPLAIN QUERY PLAN %s", sql);
+	sqlite3_stmt *st = NULL;
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(out, outlen, "prepare failed: %s", sqlite3_errmsg(db));
+		free(q);
+		return;
+	}
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW && n + 1 < outlen) {
+		/* schema names and covering or not do not matter here */
+		char line[512];
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		size_t k = 0;
+		while (*d && k + 1 < sizeof line) {
+			if (strncmp(d, "main.", 5) == 0 || strncmp(d, "temp.", 5) == 0)
+				d += 5;
+			else if (strncmp(d, "COVERING ", 9) == 0)
+				d += 9;
+			else
+				line[k++] = *d++;
+		}
+		line[k] = '\0';
+		n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "; " : "", line);
+	}
+	sqlite3_finalize(st);
+	free(q);
+}
+
+/* The plan of SQL holds WANT (each "|"-separated part), and scans none of
+ * the tables that grow with the data except those in ALLOW ("|"-separated
+ * "SCAN x"). */
+static int allowed(const char *allow, const char *scan)
+{
+	size_t len = strlen(scan);
+	for (const char *a = strstr(allow, scan); a; a = strstr(a + 1, scan))
+		if ((a == allow || a[-1] == '|') && (a[len] == '\0' || a[len] == '|'))
+			return 1;
+	return 0;
+}
+
+static void expect_plan(sqlite3 *db, const char *name, const char *sql, const char *want, const char *allow)
+{
+	static const char *const big[] = {"event", "person", "identity", "tag", "tag_log", "enrollment", "touch",
+		"merge_log", "c", "u", "t", "e", "o", "x", NULL};
+	char plan[8192], part[256];
+	plan_detail(db, sql, plan, sizeof plan);
+	const char *bad = NULL;
+	for (const char *w = want; *w && !bad;) {
+		size_t len = strcspn(w, "|");
+		snprintf(part, sizeof part, "%.*s", (int)len, w);
+		if (!strstr(plan, part))
+			bad = "misses the index it is meant to use";
+		w += len + (w[len] == '|');
+	}
+	for (int i = 0; big[i] && !bad; i++) {
+		char scan[64];
+		snprintf(scan, sizeof scan, "SCAN %s", big[i]);
+		for (const char *h = strstr(plan, scan); h && !bad; h = strstr(h + 1, scan)) {
+			char end = h[strlen(scan)];
+			if ((end == '\0' || end == ';' || end == ' ') && !(allow && allowed(allow, scan)))
+				bad = "scans a table";
+		}
+	}
+	report(!bad, name, "%s: %s", bad ? bad : "", plan);
+}
+
+static void test_plans(void)
+{
+	sqlite3 *db = db_open(":memory:");
+	const char *pidx = "SEARCH person USING INTEGER PRIMARY KEY (rowid=?)";
+	char name[96];
+
+	expect_plan(db, "plan: ingest dedup by event id", ingest_seen_sql,
+	            "SEARCH event USING INDEX sqlite_autoindex_event_1 (id=?)", NULL);
+	expect_plan(db, "plan: ingest profile attributes", ingest_attrs_sql, pidx, NULL);
+	expect_plan(db, "plan: ingest identity look-up", idres_lookup_sql,
+	            "SEARCH identity USING INDEX sqlite_autoindex_identity_1 (kind=? AND value=?)", NULL);
+	expect_plan(db, "plan: ingest kinds of a person", idres_kinds_of_sql,
+	            "SEARCH identity USING INDEX identity_pid (pid=?)", NULL);
+	expect_plan(db, "plan: ingest batch facts", delta_person_sql, pidx, NULL);
+	static const char *const merge_want[] = {
+		"SEARCH event USING INDEX event_pid (pid=?)",
+		"SEARCH identity USING INDEX identity_pid (pid=?)",
+		"SEARCH identity USING INDEX identity_pid (pid=?)",
+		"SEARCH tag USING PRIMARY KEY (pid=?)",
+		"SEARCH tag USING PRIMARY KEY (pid=?)",
+		"SEARCH tag_log USING INDEX tag_log_pid (pid=?)",
+		"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
+		"SEARCH event USING INDEX event_pid (pid=?)|SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
+		"SEARCH touch USING INDEX touch_pid (pid=?)",
+		"SEARCH rfm USING INTEGER PRIMARY KEY (rowid=?)",
+		"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
+	};
+	for (int i = 0; idres_merge_sql[i]; i++) {
+		snprintf(name, sizeof name, "plan: ingest merge step %d", i + 1);
+		expect_plan(db, name, idres_merge_sql[i], i < (int)(sizeof merge_want / sizeof *merge_want) ? merge_want[i] : "?", NULL);
+	}
+
+	for (int i = 0; facts_lookup_sql[i]; i++) {
+		snprintf(name, sizeof name, "plan: tag fact look-up %d", i + 1);
+		const char *want = !facts_lookup_sql[i + 1] ? "SEARCH tag USING PRIMARY KEY (pid=? AND tag=?)"
+		                 : !facts_lookup_sql[i + 2] ? pidx : "USING INDEX event_pid (pid=?";
+		expect_plan(db, name, facts_lookup_sql[i], want, NULL);
+	}
+	db_exec(db, tagger_temp_sql);
+	expect_plan(db, "plan: tag changed persons", tagger_changed_sql,
+	            "SEARCH event USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)|"
+	            "SEARCH merge_log USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)|"
+	            "SEARCH person USING INDEX person_check (check_at<?)", NULL);
+	static const char *const chunk_want[] = {
+		"SEARCH tag_cand USING INTEGER PRIMARY KEY (rowid>?)",
+		"SEARCH tag USING PRIMARY KEY (pid=?)",
+		"SEARCH tag USING PRIMARY KEY (pid=? AND tag=?)",
+		"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
+	};
+	for (int i = 0; tagger_chunk_sql[i]; i++) {
+		snprintf(name, sizeof name, "plan: tag chunk statement %d", i + 1);
+		expect_plan(db, name, tagger_chunk_sql[i], chunk_want[i], NULL);
+	}
+
+	/* a report reads the touches once by design; what must not happen is
+	 * a scan of the events per touch. (Its per-step counts still read the
+	 * touches and enrollments once per SOP step: x and e.) */
+	expect_plan(db, "plan: report sops reads orders by person", report_sql[REPORT_SOPS],
+	            "SEARCH touch USING INDEX touch_state (state=?)|"
+	            "SEARCH o USING INDEX event_pid (pid=? AND type=? AND ts>? AND ts<?)", "SCAN x|SCAN e|SCAN p");
+	db_close(db);
+}
+
 int main(void)
 {
 	smr_progname = "test-unit";
@@ -1587,6 +1731,7 @@ int main(void)
 	test_tz_names();
 	test_policy_many();
 	test_send_plans();
+	test_plans();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
