@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 60000
-#define CACHE_MB_DEFAULT 64
+#define CACHE_MB_DEFAULT 256
 #define CACHE_MB_MAX 65536
 
 static const char *opened_path = "smr.db";

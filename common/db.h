@@ -19,7 +19,7 @@ int db_schema_version(void);
  * migrated. Exits 3 on failure. */
 sqlite3 *db_open(const char *path);
 void db_close(sqlite3 *db);
-/* The page cache in megabytes: SMR_CACHE_MB, or 64; exits 3 on a bad value. */
+/* The page cache in megabytes: SMR_CACHE_MB, or 256; exits 3 on a bad value. */
 int db_cache_mb(void);
 
 _Noreturn void db_fail(sqlite3 *db, const char *what);

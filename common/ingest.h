@@ -10,7 +10,7 @@
 #include "rules.h"
 
 #define INGEST_BATCH 5000          /* streaming input (stdin, a pipe) */
-#define INGEST_FILE_BATCH 50000    /* every input a regular file */
+#define INGEST_FILE_BATCH 100000   /* every input a regular file */
 
 struct ingest_stats {
 	long read, inserted, duplicates, rejected, new_persons, merges, conflicts;

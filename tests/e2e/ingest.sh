@@ -110,4 +110,39 @@ eq "recycled phone: order on u2's person, not u1's" "$(sq "$T/i.db" "SELECT pid 
 eq "recycled phone: conflict_log row" 1 "$(sq "$T/i.db" "SELECT count(*) FROM conflict_log WHERE event_id = 'i2' AND kind = 'phone'")"
 eq "shared cookie: 30 unionids, 30 persons" 30 "$(sq "$T/i.db" "SELECT count(DISTINCT pid) FROM identity WHERE value LIKE 'ku%'")"
 
+# --- batch facts: summed in memory, merges included --------------------------
+# A generated shop with merges inside batches, stored in one batch, in small
+# batches and from stdin (5000): every person's facts equal a recomputation
+# from its events.
+python3 "$TESTS_DIR/../scripts/gen-events" --persons 3000 --events 20000 --days 20 --end 2026-11-20 \
+	-o "$T/g.ndjson" || fail "gen-events runs" "status $?"
+FACTS="SELECT p.pid, p.events, p.orders, p.spend, p.refunds, p.refunded, p.first_order_at, p.last_order_at,
+  p.first_seen, p.last_seen, p.rev FROM person p ORDER BY p.pid"
+TRUTH="SELECT p.pid, count(e.eid), coalesce(sum(e.type = 'order'), 0),
+  coalesce(sum(CASE WHEN e.type = 'order' THEN e.amount END), 0), coalesce(sum(e.type = 'refund'), 0),
+  coalesce(sum(CASE WHEN e.type = 'refund' THEN e.amount END), 0), min(CASE WHEN e.type = 'order' THEN e.ts END),
+  max(CASE WHEN e.type = 'order' THEN e.ts END), min(e.ts), max(e.ts), max(e.eid)
+  FROM person p JOIN event e ON e.pid = p.pid GROUP BY p.pid ORDER BY p.pid"
+for b in default 7 stdin; do
+	case $b in
+	default) run --db "$T/g-$b.db" "$T/g.ndjson" ;;
+	stdin) run --db "$T/g-$b.db" <"$T/g.ndjson" ;;
+	*) run --db "$T/g-$b.db" --batch "$b" "$T/g.ndjson" ;;
+	esac
+	eq "batch facts ($b): merges happened" 1 "$(sq "$T/g-$b.db" "SELECT count(*) > 10 FROM merge_log")"
+	eq "batch facts ($b): every person's facts equal its events'" "$(sq "$T/g-$b.db" "$TRUTH" | cksum)" \
+		"$(sq "$T/g-$b.db" "$FACTS" | cksum)"
+	eq "batch facts ($b): event.max_ts" "$(sq "$T/g-$b.db" "SELECT max(ts) FROM event")" \
+		"$(sq "$T/g-$b.db" "SELECT value FROM meta WHERE key = 'event.max_ts'")"
+done
+
+# --- the page cache: SMR_CACHE_MB --------------------------------------------
+SMR_CACHE_MB=8 run --db "$T/c.db" "$EV"
+status "SMR_CACHE_MB=8: exit 0" 0
+for bad in 0 -5 abc 12x 70000; do
+	SMR_CACHE_MB=$bad run --db "$T/c.db" "$EV"
+	status "SMR_CACHE_MB=$bad: exit 3" 3
+	check "SMR_CACHE_MB=$bad: says why" grep -q "SMR_CACHE_MB" "$T/err"
+done
+
 finish
