@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Facts recomputed from the person's events up to UPTO (the batch being
- * ingested adds its own at commit). */
 const char idres_lookup_sql[] = "SELECT pid, max(rowid) FROM identity WHERE kind = ?1 AND value = ?2";
 const char idres_kinds_of_sql[] = "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind";
 
@@ -34,11 +32,15 @@ const char *const idres_merge_sql[NMERGE + 1] = {
 	"attrs_at = (SELECT json_group_object(p.key, iif(from_m, m.at ->> p.key, s.at ->> p.key)) FROM pick AS p, s, m "
 	"  WHERE iif(from_m, m.at ->> p.key, s.at ->> p.key) IS NOT NULL), "
 	"created_at = min(created_at, (SELECT created_at FROM person WHERE pid = ?2)) WHERE pid = ?1",
-	"UPDATE person SET (events, orders, spend, refunds, refunded, first_order_at, last_order_at, first_seen, last_seen) = "
-	"(SELECT count(*), coalesce(sum(type = 'order'), 0), coalesce(sum(CASE WHEN type = 'order' THEN amount END), 0), "
-	"coalesce(sum(type = 'refund'), 0), coalesce(sum(CASE WHEN type = 'refund' THEN amount END), 0), "
-	"min(CASE WHEN type = 'order' THEN ts END), max(CASE WHEN type = 'order' THEN ts END), min(ts), max(ts) "
-	"FROM event WHERE pid = ?1 AND eid <= ?3) WHERE pid = ?1",
+	/* both rows hold the facts of their events before the batch: sums
+	 * and extremes of disjoint sets add up without reading the events */
+	"UPDATE person AS p SET events = p.events + m.events, orders = p.orders + m.orders, spend = p.spend + m.spend, "
+	"refunds = p.refunds + m.refunds, refunded = p.refunded + m.refunded, "
+	"first_order_at = coalesce(min(p.first_order_at, m.first_order_at), p.first_order_at, m.first_order_at), "
+	"last_order_at = coalesce(max(p.last_order_at, m.last_order_at), p.last_order_at, m.last_order_at), "
+	"first_seen = coalesce(min(p.first_seen, m.first_seen), p.first_seen, m.first_seen), "
+	"last_seen = coalesce(max(p.last_seen, m.last_seen), p.last_seen, m.last_seen) "
+	"FROM person AS m WHERE p.pid = ?1 AND m.pid = ?2",
 	"UPDATE touch SET pid = ?1 WHERE pid = ?2",
 	"DELETE FROM rfm WHERE pid = ?2",
 	"DELETE FROM person WHERE pid = ?2",
@@ -402,9 +404,9 @@ int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_st
 	return pid;
 }
 
-/* Move everything of person FROM to person TO and delete FROM; facts are
- * recomputed from the events with eid <= UPTO (the batch in flight adds
- * its own at commit). */
+/* Move everything of person FROM to person TO and delete FROM; TO's facts
+ * become the sum of both rows', which hold the events with eid <= UPTO
+ * (the batch in flight adds its own at commit). */
 static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto)
 {
 	for (int i = 0; i < NMERGE; i++) {

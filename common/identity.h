@@ -24,7 +24,7 @@ void idres_close(struct idres *ir);
 
 /* The person EV belongs to, creating, attaching and merging as above.
  * Events with eid > BATCH_START are this batch's, whose facts the caller
- * adds at commit; merges recompute facts from the events before it. */
+ * adds at commit; a merge adds the merged person's facts to the survivor's. */
 int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now);
 
 /* Call FN(CTX, to, from) after each merge (the caller's batch sums follow

@@ -1660,7 +1660,7 @@ static void test_plans(void)
 		"SEARCH tag USING PRIMARY KEY (pid=?)",
 		"SEARCH tag_log USING INDEX tag_log_pid (pid=?)",
 		"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
-		"SEARCH event USING INDEX event_pid (pid=?)|SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
+		"SEARCH p USING INTEGER PRIMARY KEY (rowid=?)|SEARCH m USING INTEGER PRIMARY KEY (rowid=?)",
 		"SEARCH touch USING INDEX touch_pid (pid=?)",
 		"SEARCH rfm USING INTEGER PRIMARY KEY (rowid=?)",
 		"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
