@@ -75,6 +75,13 @@ void db_bind_text(sqlite3 *db, sqlite3_stmt *st, int i, const char *s)
 		db_fail(db, "bind");
 }
 
+void db_bind_static(sqlite3 *db, sqlite3_stmt *st, int i, const char *s)
+{
+	int rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+	if (rc != SQLITE_OK)
+		db_fail(db, "bind");
+}
+
 void db_bind_int(sqlite3 *db, sqlite3_stmt *st, int i, int64_t v)
 {
 	if (sqlite3_bind_int64(st, i, v) != SQLITE_OK)

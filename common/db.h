@@ -41,6 +41,9 @@ void db_rollback(sqlite3 *db);
 
 /* Bind helpers: NULL text binds SQL NULL; has==0 binds NULL. */
 void db_bind_text(sqlite3 *db, sqlite3_stmt *st, int i, const char *s);
+/* As db_bind_text without a copy: S must stay valid until the statement
+ * is next reset, and the caller binds it again before every step. */
+void db_bind_static(sqlite3 *db, sqlite3_stmt *st, int i, const char *s);
 void db_bind_int(sqlite3 *db, sqlite3_stmt *st, int i, int64_t v);
 void db_bind_opt_int(sqlite3 *db, sqlite3_stmt *st, int i, int has, int64_t v);
 

@@ -112,8 +112,8 @@ void idres_on_merge(struct idres *ir, void (*fn)(void *ctx, int64_t to, int64_t 
 
 static int64_t lookup(struct idres *ir, const struct ident *id)
 {
-	db_bind_text(ir->db, ir->lookup, 1, id->kind->name);
-	db_bind_text(ir->db, ir->lookup, 2, id->value);
+	db_bind_static(ir->db, ir->lookup, 1, id->kind->name);
+	db_bind_static(ir->db, ir->lookup, 2, id->value);
 	int64_t pid = db_row(ir->db, ir->lookup) ? sqlite3_column_int64(ir->lookup, 0) : 0;
 	sqlite3_reset(ir->lookup);
 	return pid;
@@ -121,8 +121,8 @@ static int64_t lookup(struct idres *ir, const struct ident *id)
 
 static void attach(struct idres *ir, const struct ident *id, int64_t pid, int64_t ts)
 {
-	db_bind_text(ir->db, ir->attach, 1, id->kind->name);
-	db_bind_text(ir->db, ir->attach, 2, id->value);
+	db_bind_static(ir->db, ir->attach, 1, id->kind->name);
+	db_bind_static(ir->db, ir->attach, 2, id->value);
 	db_bind_int(ir->db, ir->attach, 3, pid);
 	db_bind_int(ir->db, ir->attach, 4, ts);
 	db_run(ir->db, ir->attach);

@@ -70,7 +70,7 @@ void ingest_commit(struct ingest *in)
 
 static int seen_before(struct ingest *in, const char *id)
 {
-	db_bind_text(in->db, in->seen, 1, id);
+	db_bind_static(in->db, in->seen, 1, id);
 	int seen = db_row(in->db, in->seen);
 	sqlite3_reset(in->seen);
 	return seen;
@@ -105,18 +105,18 @@ static void insert_event(struct ingest *in, const struct event *ev, int64_t pid)
 {
 	sqlite3_stmt *st = in->insert;
 	char *props = ev->props ? json_dumps(ev->props, JSON_COMPACT) : NULL;
-	db_bind_text(in->db, st, 1, ev->id);
+	db_bind_static(in->db, st, 1, ev->id);
 	db_bind_int(in->db, st, 2, pid);
-	db_bind_text(in->db, st, 3, ev->type);
+	db_bind_static(in->db, st, 3, ev->type);
 	db_bind_int(in->db, st, 4, ev->ts);
-	db_bind_text(in->db, st, 5, ev->item);
+	db_bind_static(in->db, st, 5, ev->item);
 	db_bind_opt_int(in->db, st, 6, ev->has_amount, ev->amount);
-	db_bind_text(in->db, st, 7, ev->channel);
-	db_bind_text(in->db, st, 8, ev->text);
+	db_bind_static(in->db, st, 7, ev->channel);
+	db_bind_static(in->db, st, 8, ev->text);
 	db_bind_opt_int(in->db, st, 9, ev->has_expires, ev->expires);
-	db_bind_text(in->db, st, 10, ev->group_id);
-	db_bind_text(in->db, st, 11, ev->staff);
-	db_bind_text(in->db, st, 12, props);
+	db_bind_static(in->db, st, 10, ev->group_id);
+	db_bind_static(in->db, st, 11, ev->staff);
+	db_bind_static(in->db, st, 12, props);
 	db_bind_int(in->db, st, 13, in->now);
 	db_run(in->db, st);
 	free(props);
