@@ -16,7 +16,7 @@ HDRS     = $(wildcard common/*.h)
 BINS     = $(PROGS:%=$(BINDIR)/%)
 MANS     = $(wildcard man/*.[1-9])
 
-.PHONY: all deps test check-sanitized unit demo bench install clean lint-man
+.PHONY: all deps test check-sanitized unit demo bench install clean lint-man fuzz fuzz-build fuzz-test soak soak-test
 all: $(BINS)
 
 $(BUILD)/common/%.o: common/%.c $(HDRS)
@@ -48,6 +48,55 @@ test: deps
 	SMR_BIN=$(CURDIR)/bin SMR_UNIT=$(CURDIR)/$(BUILD)/test-unit ./tests/run
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	SMR_BIN=$(CURDIR)/build-san/bin SMR_UNIT=$(CURDIR)/build-san/test-unit ./tests/run
+	$(MAKE) fuzz-test soak-test
+
+# libFuzzer harnesses (tests/fuzz): the library built again with clang and
+# coverage instrumentation in build-fuzz/. `make fuzz` runs each target
+# FUZZ_S seconds; `make test` replays the corpus and fuzzes FUZZ_TEST_S.
+FUZZ_CC     = clang
+FUZZ_BUILD  = build-fuzz
+FUZZ_SAN    = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_S     ?= 60
+FUZZ_TEST_S ?= 3
+FUZZ_TARGETS = ndjson csv csv-gbk rules ruleexpr segment render scalars policy
+FUZZ_BINS   = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz-%)
+FUZZ_COMMON = tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libsmr.a
+FUZZ_LINK   = $(FUZZ_CC) $(STD) $(FUZZ_SAN) -fsanitize=fuzzer
+
+ifneq ($(BUILD),$(FUZZ_BUILD))
+$(FUZZ_BUILD)/libsmr.a: $(LIB_SRC) $(HDRS)
+	$(MAKE) CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/libsmr.a
+endif
+
+$(FUZZ_BUILD)/fuzz-ndjson: tests/fuzz/source.c $(FUZZ_COMMON)
+	$(FUZZ_LINK) -o $@ tests/fuzz/source.c tests/fuzz/fuzz.c $(FUZZ_BUILD)/libsmr.a $(LDLIBS)
+$(FUZZ_BUILD)/fuzz-csv: tests/fuzz/source.c $(FUZZ_COMMON)
+	$(FUZZ_LINK) -DFUZZ_FORMAT=FORMAT_CSV -o $@ tests/fuzz/source.c tests/fuzz/fuzz.c $(FUZZ_BUILD)/libsmr.a $(LDLIBS)
+$(FUZZ_BUILD)/fuzz-csv-gbk: tests/fuzz/source.c $(FUZZ_COMMON)
+	$(FUZZ_LINK) -DFUZZ_FORMAT=FORMAT_CSV -DFUZZ_ENCODING='"gbk"' -o $@ tests/fuzz/source.c tests/fuzz/fuzz.c $(FUZZ_BUILD)/libsmr.a $(LDLIBS)
+$(FUZZ_BUILD)/fuzz-%: tests/fuzz/%.c $(FUZZ_COMMON)
+	$(FUZZ_LINK) -o $@ $< tests/fuzz/fuzz.c $(FUZZ_BUILD)/libsmr.a $(LDLIBS)
+
+fuzz-build: deps
+	$(MAKE) $(FUZZ_BUILD)/libsmr.a
+	$(MAKE) $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	tests/fuzz/run $(FUZZ_S) $(FUZZ_TARGETS)
+
+fuzz-test: fuzz-build
+	tests/fuzz/run $(FUZZ_TEST_S) $(FUZZ_TARGETS)
+
+# The chaos soak (scripts/soak): 30 simulated days; `make test` runs a short
+# one with a fixed seed, then one with a random seed (printed to replay).
+SOAK_DAYS ?= 30
+soak: deps
+	$(MAKE) all
+	./scripts/soak --days $(SOAK_DAYS) --bin $(CURDIR)/bin
+
+soak-test:
+	./scripts/soak --days 2 --seed 1 --bin $(CURDIR)/bin
+	./scripts/soak --days 1 --bin $(CURDIR)/bin
 
 demo: deps
 	$(MAKE) all
@@ -67,4 +116,4 @@ install: all
 	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s; done
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san build-fuzz bin
