@@ -26,12 +26,15 @@ size_t LLVMFuzzerCustomCrossOver(const uint8_t *d1, size_t s1, const uint8_t *d2
                                  size_t max_out, unsigned int seed);
 
 static json_t *vars;
+static sqlite3 *db; /* with the facts view, for every input */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_setup();
+	db = db_open(":memory:");
+	facts_open(db, 1795000000);
 	vars = json_pack("{s:s, s:s, s:i, s:s}", "nickname", "小王", "item", "SKU-A", "amount", 199, "empty", "");
 	return 0;
 }
@@ -50,8 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!r)
 		abort();
 	struct tagrules *tr = tagrules_parse(r);
-	sqlite3 *db = db_open(":memory:");
-	struct facts *f = facts_open(db, 1795000000);
 	tagrules_compile(tr, db);
 	struct sops *s = sops_parse(r);
 	render_contents(s);
@@ -63,8 +64,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	layers_free(ly);
 	policy_free(pol);
 	sops_free(s);
-	facts_close(f);
-	db_close(db);
 	tagrules_free(tr);
 	rules_free(r);
 	regex_cache_free();

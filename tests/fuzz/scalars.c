@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		}
 	}
-	if (duration_parse(s, &secs) == 0 && secs <= 0)
+	if (duration_parse(s, &secs) == 0 && secs < 0)
 		abort();
 	if (money_parse(s, &fen) == 0) {
 		snprintf(buf, sizeof buf, "%s%lld.%02lld", fen < 0 ? "-" : "", llabs((long long)fen) / 100,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+static struct rules *r;
 static struct tagrules *tr;
 static struct layers *ly;
 static sqlite3 *db;
@@ -23,7 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	fuzz_setup();
 	const char *path = getenv("SMR_FUZZ_RULES");
-	struct rules *r = rules_load(path ? path : "examples/shop.rules", 1);
+	r = rules_load(path ? path : "examples/shop.rules", 1);
 	if (!r) {
 		fprintf(stdout, "fuzz-segment: cannot load the rules (set SMR_FUZZ_RULES or run from the repository)\n");
 		abort();

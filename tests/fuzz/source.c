@@ -23,6 +23,8 @@
 #endif
 
 static struct rules *rules;
+static sqlite3 *db; /* one per process, emptied after each input: opening
+                     * and creating the schema would cost more than the run */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -34,10 +36,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	rules = rules_load(fuzz_file((const uint8_t *)text, sizeof text - 1, ".rules"), 1);
 	if (!rules)
 		abort();
+	db = db_open(":memory:");
 	return 0;
 }
 
-static int64_t count(sqlite3 *db, const char *sql)
+static int64_t count(const char *sql)
 {
 	sqlite3_stmt *st = db_prepare(db, sql);
 	int64_t n = db_row(db, st) ? sqlite3_column_int64(st, 0) : -1;
@@ -52,7 +55,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct source *src = source_open(path, FUZZ_FORMAT, FUZZ_ENCODING, err, sizeof err);
 	if (!src)
 		abort();
-	sqlite3 *db = db_open(":memory:");
 	struct ingest *in = ingest_open(db, rules, 1795000000, 7);
 	struct ingest_stats st;
 	long read = 0, rejected = 0;
@@ -75,10 +77,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ingest_close(in, &st);
 	if (rc == 1 || st.inserted + st.duplicates + rejected != read)
 		abort();
-	if (count(db, "SELECT count(*) FROM event") != st.inserted ||
-	    count(db, "SELECT count(*) FROM event WHERE pid NOT IN (SELECT pid FROM person)") != 0 ||
-	    count(db, "SELECT count(*) FROM identity WHERE pid NOT IN (SELECT pid FROM person)") != 0)
+	if (count("SELECT count(*) FROM event") != st.inserted ||
+	    count("SELECT count(*) FROM event WHERE pid NOT IN (SELECT pid FROM person)") != 0 ||
+	    count("SELECT count(*) FROM identity WHERE pid NOT IN (SELECT pid FROM person)") != 0)
 		abort();
-	db_close(db);
+	db_exec(db, "DELETE FROM event; DELETE FROM identity; DELETE FROM person; DELETE FROM merge_log;"
+	            "DELETE FROM conflict_log; DELETE FROM meta; DELETE FROM sqlite_sequence");
 	return 0;
 }
