@@ -63,7 +63,7 @@ static int get_time(json_t *v, const char *key, int64_t *out, char *err, size_t 
 	char why[128];
 	if (json_is_integer(v)) {
 		json_int_t t = json_integer_value(v);
-		if (t < 0 || t > 253402300799LL)
+		if (t < 0 || t > TIME_MAX)
 			return bad(err, errlen, "field \"%s\": epoch seconds out of range", key);
 		*out = t;
 		return 0;

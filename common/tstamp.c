@@ -120,6 +120,13 @@ void time_format(int64_t t, char *buf, size_t len)
 {
 	struct tm tm;
 	utc_to_local(t, &tm);
+	if (tm.tm_year + 1900 < 1970 || tm.tm_year + 1900 > 9999) {
+		/* local time past the four-digit years (the first or last hours
+		 * of the range): in UTC, which time_parse reads back */
+		time_t tt = (time_t)t;
+		if (!gmtime_r(&tt, &tm))
+			memset(&tm, 0, sizeof tm);
+	}
 	long off = tm.tm_gmtoff;
 	char sign = off < 0 ? '-' : '+';
 	if (off < 0)
@@ -161,11 +168,20 @@ static int parse_epoch(const char *s, int64_t *out)
 	return 0;
 }
 
+/* The instants smr stores: Unix seconds 0 to 253402300799 (the last
+ * second of 9999 in UTC), whatever offset or zone wrote them. */
+static int in_range(const char *s, int64_t t, char *err, size_t errlen)
+{
+	if (t < 0 || t > TIME_MAX)
+		return fail(err, errlen, "time out of range (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)", s);
+	return 0;
+}
+
 int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 {
 	size_t n = strlen(s);
 	if (n > 0 && strspn(s, "0123456789") == n) {
-		if (n > 12 || parse_epoch(s, out) != 0 || *out > 253402300799LL)
+		if (n > 12 || parse_epoch(s, out) != 0 || *out > TIME_MAX)
 			return fail(err, errlen, "epoch seconds out of range", s);
 		return 0;
 	}
@@ -199,7 +215,7 @@ int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 		sec = 59; /* leap second: the last representable second */
 	if (*p == '\0') {
 		*out = local_to_utc(y, mo, d, h, mi, sec);
-		return 0;
+		return in_range(s, *out, err, errlen);
 	}
 	if (!has_time)
 		return fail(err, errlen, "not an ISO 8601 time", s);
@@ -224,7 +240,7 @@ int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 	if (*p)
 		return fail(err, errlen, "trailing characters after time", s);
 	*out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off;
-	return 0;
+	return in_range(s, *out, err, errlen);
 }
 
 int duration_parse(const char *s, int64_t *secs)

@@ -16,6 +16,8 @@ const char *tz_name(void);
  * (times without an offset are local), or epoch seconds "1763640900".
  * Returns 0, or -1 with a reason in err. */
 int time_parse(const char *s, int64_t *out, char *err, size_t errlen);
+/* The last second time_parse accepts: 9999-12-31T23:59:59Z (the first is 0). */
+#define TIME_MAX 253402300799LL
 
 /* Parse a duration: a positive integer followed by s, m, h, d or w
  * ("30m", "7d"); several may follow each other ("1d12h"). At most

@@ -167,6 +167,12 @@ static void test_time(void)
 	tp_bad("999999999999", "epoch past year 9999");
 	tp_ok("253402300799", 253402300799LL);
 	tp_bad("1969-12-31T23:59:59Z", "before 1970");
+	/* the range is of instants, whatever the offset (found by fuzz-scalars:
+	 * these parsed, then formatted as years 1969 and 10000) */
+	tp_bad("1970-01-01T00:00:00+14:00", "before 1970 in UTC");
+	tp_bad("1970-01-01", "local midnight before 1970 in UTC");
+	tp_bad("9999-12-31T23:59:59-07:00", "past 9999 in UTC");
+	tp_ok("9999-12-31T23:59:59Z", 253402300799LL);
 }
 
 static void test_time_format(void)
@@ -176,6 +182,11 @@ static void test_time_format(void)
 		return;
 	time_format(1795176900, buf, sizeof buf);
 	expect_str("time_format(1795176900) in Asia/Shanghai", "2026-11-20T20:15:00+08:00", buf);
+	/* past 9999 in the local zone: written in UTC, which parses back */
+	time_format(253402300799LL, buf, sizeof buf);
+	expect_str("time_format(last second) in Asia/Shanghai", "9999-12-31T23:59:59+00:00", buf);
+	time_format(253402271999LL, buf, sizeof buf);
+	expect_str("time_format(last local second of 9999)", "9999-12-31T23:59:59+08:00", buf);
 	expect_int("days_in_month(2024, 2)", 29, days_in_month(2024, 2));
 	expect_int("days_in_month(2025, 2)", 28, days_in_month(2025, 2));
 	expect_int("days_in_month(1900, 2)", 28, days_in_month(1900, 2));
