@@ -276,6 +276,13 @@ static int get_props(json_t *obj, const struct rules *r, struct event *ev, char 
 	}
 	if (!ev->props && p && json_is_object(p) && json_object_size(p) > 0)
 		ev->props = json_incref(p);
+	/* Property names become attribute names, which SQLite's JSON operators
+	 * would read as paths: "" or "$..." could make the whole batch fail
+	 * (found by fuzzing). */
+	json_object_foreach(ev->props, key, v) {
+		if (!*key || *key == '$')
+			return bad(err, errlen, "property name \"%s\" is empty or starts with $", key);
+	}
 	return 0;
 }
 

@@ -38,9 +38,11 @@ static int fail(struct parser *ps, const char *at, const char *fmt, ...)
 	return -1;
 }
 
-/* Deeper would only be a way to exhaust the stack; more operands, to
- * exhaust SQLite's expression depth and memory. */
-#define SEGMENT_DEPTH_MAX 64
+/* Deeper would only be a way to exhaust the stack, or SQLite's parser
+ * stack: each level can nest the SQL once more, and 40 nested NOTs or
+ * ANDs already overflow it (found by fuzzing; exit 3 at 64); more
+ * operands, to exhaust SQLite's expression depth and memory. */
+#define SEGMENT_DEPTH_MAX 16
 #define SEGMENT_OPERANDS_MAX 256
 
 static int deeper(struct parser *ps, const char *at)

@@ -575,6 +575,10 @@ static void test_event(void)
 	ev_bad(r, "a boolean ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":true,\"unionid\":\"u\"}", "ts");
 	ev_bad(r, "a real-number ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":1.5,\"unionid\":\"u\"}", "ts");
 	ev_bad(r, "a negative epoch ts", "{\"id\":\"e\",\"type\":\"view\",\"ts\":-1,\"unionid\":\"u\"}", "ts");
+	ev_bad(r, "an empty property name (found by fuzzing: SQLite read it as a JSON path)",
+	       "{\"id\":\"e\",\"type\":\"profile\",\"ts\":5,\"unionid\":\"u\",\"\":\"x\"}", "property");
+	ev_bad(r, "a property name starting with $",
+	       "{\"id\":\"e\",\"type\":\"view\",\"ts\":5,\"unionid\":\"u\",\"props\":{\"$[\":1}}", "property");
 	ev_bad(r, "an epoch ts past year 9999", "{\"id\":\"e\",\"type\":\"view\",\"ts\":253402300800,\"unionid\":\"u\"}", "ts");
 	ev_bad(r, "an impossible date 2026-02-30", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"2026-02-30T10:00:00+08:00\",\"unionid\":\"u\"}", "impossible date");
 	ev_bad(r, "ts in words", "{\"id\":\"e\",\"type\":\"view\",\"ts\":\"yesterday\",\"unionid\":\"u\"}", "ts");

@@ -114,13 +114,16 @@ experr "unknown RFM segment" 'rfm:best' 5
 experr "empty" '' 1
 experr "keyword as a name" 'and' 1
 deep=$(printf '(%.0s' $(seq 100000))
-experr "100000 nested parentheses (was a stack overflow)" "${deep}a" 65
-experr "65 nested parentheses: one too many" "$(printf '(%.0s' $(seq 65))a$(printf ')%.0s' $(seq 65))" 65
-experr "20000 nested not" "$(printf 'not %.0s' $(seq 20000))a" 257
-seg --db x.db --rules x.rules --count "$(printf 'not (%.0s' $(seq 32))a$(printf ')%.0s' $(seq 32))"
-sstatus "32 nested 'not (' (64 levels) are fine" 0
-seg --db x.db --rules x.rules --count "$(printf '(%.0s' $(seq 64))a$(printf ')%.0s' $(seq 64))"
-sstatus "64 nested parentheses are fine" 0
+experr "100000 nested parentheses (was a stack overflow)" "${deep}a" 17
+experr "17 nested parentheses: one too many" "$(printf '(%.0s' $(seq 17))a$(printf ')%.0s' $(seq 17))" 17
+experr "20000 nested not" "$(printf 'not %.0s' $(seq 20000))a" 65
+experr "60 nested not (SQL too deep for SQLite's parser: was exit 3)" "$(printf 'not %.0s' $(seq 60))a" 65
+seg --db x.db --rules x.rules --count "$(printf 'not (%.0s' $(seq 8))a$(printf ')%.0s' $(seq 8))"
+sstatus "8 nested 'not (' (16 levels) are fine" 0
+seg --db x.db --rules x.rules --count "$(printf '(%.0s' $(seq 16))a$(printf ')%.0s' $(seq 16))"
+sstatus "16 nested parentheses are fine" 0
+seg --db x.db --rules x.rules --count "$(printf '(a and %.0s' $(seq 15))(a)$(printf ')%.0s' $(seq 15))"
+sstatus "16 nested '(a and' are fine (SQL nests once per level)" 0
 experr "257 operands" "a$(printf ' or a%.0s' $(seq 300))" 1281
 seg --db x.db --rules x.rules --count "a$(printf ' or a%.0s' $(seq 255))"
 sstatus "256 operands are fine" 0

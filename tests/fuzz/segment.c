@@ -5,6 +5,7 @@
 #include "../../common/db.h"
 #include "../../common/facts.h"
 #include "../../common/layers.h"
+#include "../../common/rulebudget.h"
 #include "../../common/rules.h"
 #include "../../common/segment.h"
 #include "../../common/tagrules.h"
@@ -35,6 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	facts_open(db, 1795000000);
 	if (tagrules_compile(tr, db) || tr->errors || ly->errors)
 		abort();
+	rule_budget_open(db, tr, 1000000); /* the functions segment SQL calls */
 	return 0; /* r, tr, ly and db live as long as the process */
 }
 
@@ -53,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 			fprintf(stdout, "fuzz-segment: \"%s\" gave SQL that does not prepare: %s\n%s\n", expr,
 			        sqlite3_errmsg(db), sql);
+			fflush(stdout);
 			abort();
 		}
 		sqlite3_finalize(st);
