@@ -45,10 +45,10 @@ test: deps
 	$(MAKE) all $(BUILD)/test-unit
 	$(MAKE) BUILD=build-san BINDIR=build-san/bin CFLAGS="$(SAN)" $(PROGS:%=build-san/bin/%) build-san/test-unit
 	$(MAKE) lint-man
+	$(MAKE) fuzz-test soak-test
 	SMR_BIN=$(CURDIR)/bin SMR_UNIT=$(CURDIR)/$(BUILD)/test-unit ./tests/run
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	SMR_BIN=$(CURDIR)/build-san/bin SMR_UNIT=$(CURDIR)/build-san/test-unit ./tests/run
-	$(MAKE) fuzz-test soak-test
 
 # libFuzzer harnesses (tests/fuzz): the library built again with clang and
 # coverage instrumentation in build-fuzz/. `make fuzz` runs each target
