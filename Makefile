@@ -95,8 +95,8 @@ soak: deps
 	./scripts/soak --days $(SOAK_DAYS) --bin $(CURDIR)/bin
 
 soak-test:
-	./scripts/soak --days 0.5 --seed 1 --known-ok --bin $(CURDIR)/bin
-	./scripts/soak --days 0.5 --known-ok --bin $(CURDIR)/bin
+	./scripts/soak --days 0.5 --seed 1 --bin $(CURDIR)/bin
+	./scripts/soak --days 0.5 --bin $(CURDIR)/bin
 
 demo: deps
 	$(MAKE) all

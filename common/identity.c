@@ -1,6 +1,7 @@
 #include "identity.h"
 #include "db.h"
 #include "err.h"
+#include "lex.h"
 #include "sopdue.h"
 
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct idres {
 	const struct rules *rules;
 	sqlite3_stmt *lookup, *holders, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
 	sqlite3_stmt *merge[NMERGE];    /* prepared once: merges are a few percent of events */
+	sqlite3_stmt *rung_log, *rung_drop; /* one rung per ladder after a merge */
 	struct sopdue_merge *sops;      /* enrollments: sopdue_merge_run */
 	struct idres_stats stats;
 	int conflicted;                 /* the event being resolved hit a limit */
@@ -60,6 +62,47 @@ struct idres {
 };
 
 static void merge_run(sqlite3 *db, sqlite3_stmt *const *st, int64_t to, int64_t from, int64_t upto);
+
+/* The ladders of the rules as temp.ladder_rung(tag, ladder, rung), for
+ * keeping one rung per ladder through a merge. A statement that does not
+ * parse is skipped here: smr-tag --check reports it. */
+static void load_ladders(sqlite3 *db, const struct rules *r)
+{
+	db_exec(db, "CREATE TEMP TABLE IF NOT EXISTS ladder_rung("
+	            "tag TEXT PRIMARY KEY, ladder TEXT NOT NULL, rung INTEGER NOT NULL) WITHOUT ROWID;"
+	            "DELETE FROM temp.ladder_rung;");
+	sqlite3_stmt *ins = db_prepare(db, "INSERT OR IGNORE INTO temp.ladder_rung(tag, ladder, rung) VALUES (?1, ?2, ?3)");
+	for (size_t i = 0; i < r->nstmts; i++) {
+		if (strcmp(r->stmts[i].keyword, "ladder") != 0)
+			continue;
+		const char *p = lex_skip_space(lex_skip_space(r->stmts[i].text) + strlen("ladder"));
+		size_t n = lex_name_len(p);
+		char *ladder = xstrndup(p, n);
+		p = lex_skip_space(p + n);
+		if (*p == ':')
+			p++;
+		else
+			p = "";
+		for (int rung = 0; *(p = lex_skip_space(p)) && (n = lex_name_len(p)) > 0; rung++, p += n) {
+			char *tag = xstrndup(p, n);
+			db_bind_text(db, ins, 1, tag);
+			db_bind_text(db, ins, 2, ladder);
+			db_bind_int(db, ins, 3, rung);
+			db_run(db, ins);
+			free(tag);
+		}
+		free(ladder);
+	}
+	sqlite3_finalize(ins);
+}
+
+/* Rule tags of person ?1 below another rule tag of theirs on one ladder:
+ * a merge brought both persons' rungs together. */
+#define LOWER_RUNGS                                                             \
+	"FROM tag t JOIN temp.ladder_rung r ON r.tag = t.tag "                  \
+	"WHERE t.pid = ?1 AND t.source = 'rule' AND EXISTS (SELECT 1 FROM tag u " \
+	"JOIN temp.ladder_rung q ON q.tag = u.tag WHERE u.pid = ?1 AND u.source = 'rule' " \
+	"AND q.ladder = r.ladder AND q.rung > r.rung)"
 
 struct idres *idres_open(sqlite3 *db, const struct rules *r)
 {
@@ -82,6 +125,11 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 	for (int i = 0; i < NMERGE; i++)
 		ir->merge[i] = db_prepare(db, idres_merge_sql[i]);
 	ir->sops = sopdue_merge_open(db);
+	load_ladders(db, r);
+	ir->rung_log = db_prepare(db,
+		"INSERT INTO tag_log(pid, tag, op, at, source, detail) SELECT ?1, t.tag, 'remove', ?2, 'merge', "
+		"'a merge brought a higher rung of ladder ' || r.ladder " LOWER_RUNGS);
+	ir->rung_drop = db_prepare(db, "DELETE FROM tag WHERE pid = ?1 AND tag IN (SELECT t.tag " LOWER_RUNGS ")");
 	return ir;
 }
 
@@ -90,6 +138,8 @@ void idres_close(struct idres *ir)
 	if (!ir)
 		return;
 	sqlite3_finalize(ir->lookup);
+	sqlite3_finalize(ir->rung_log);
+	sqlite3_finalize(ir->rung_drop);
 	sqlite3_finalize(ir->holders);
 	sqlite3_finalize(ir->attach);
 	sqlite3_finalize(ir->kinds_of);
@@ -206,6 +256,18 @@ static void log_merge(struct idres *ir, const struct event *ev, const int64_t *p
 	db_run(ir->db, st);
 }
 
+/* A merge unites both persons' tags; each ladder keeps its highest rung
+ * (ladders hold one), as smr-tag would leave it, until smr-tag evaluates
+ * the merged person again. */
+static void keep_top_rungs(struct idres *ir, int64_t pid, int64_t now)
+{
+	db_bind_int(ir->db, ir->rung_log, 1, pid);
+	db_bind_int(ir->db, ir->rung_log, 2, now);
+	db_run(ir->db, ir->rung_log);
+	db_bind_int(ir->db, ir->rung_drop, 1, pid);
+	db_run(ir->db, ir->rung_drop);
+}
+
 static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int64_t *pids,
                              const int64_t *found, int nfound, int64_t batch_start, int64_t now)
 {
@@ -214,6 +276,7 @@ static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int
 		log_merge(ir, ev, pids, pid, found[i], now);
 		merge_run(ir->db, ir->merge, pid, found[i], batch_start);
 		sopdue_merge_run(ir->sops, pid, found[i], now);
+		keep_top_rungs(ir, pid, now);
 		if (ir->on_merge)
 			ir->on_merge(ir->on_merge_ctx, pid, found[i]);
 		ir->stats.merges++;

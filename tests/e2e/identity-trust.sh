@@ -64,6 +64,31 @@ eq "pad: an anonymous device's person takes the first login" \
 	"$(sq pad.db "SELECT pid FROM event WHERE id = 'k3'")" "$(sq pad.db "SELECT pid FROM identity WHERE value = 'oK4'")"
 facts_consistent "pad" pad.db
 
+# A merge brings two persons' rungs of a ladder together: the higher one is
+# kept (a ladder holds one rung), the lower logged as removed by the merge.
+cat >lad.rules <<'R'
+ladder purchase: never_bought engaged first_purchase repeat_buyer
+tag never_bought   when orders = 0 and count('view', '30d') = 0
+tag engaged        when orders = 0 and count('view', '30d') > 0
+tag first_purchase when orders = 1
+tag repeat_buyer   when orders >= 2
+R
+{
+	echo '{"id":"l1","type":"order","ts":1795000000,"phone":"13800138021","amount":"9.90"}'
+	echo '{"id":"l2","type":"view","ts":1795000000,"unionid":"uL2"}'
+} >lad1.ndjson
+echo '{"id":"l3","type":"view","ts":1795000100,"unionid":"uL2","phone":"13800138021"}' >lad2.ndjson
+run --db lad.db --rules lad.rules lad1.ndjson
+invoke /dev/null "$T/tout" "$T/terr" "$SMR_BIN/smr-tag" --db lad.db --rules lad.rules --now 1795000050
+eq "ladder merge: before, one bought and one engaged" "engaged first_purchase" \
+	"$(sq lad.db "SELECT group_concat(tag, ' ') FROM (SELECT tag FROM tag ORDER BY tag)")"
+run --db lad.db --rules lad.rules --now 1795000200 lad2.ndjson
+summary "ladder merge: the two are merged" "1 1 0 0 0 1 0"
+eq "ladder merge: the merged person holds the higher rung only" "first_purchase" \
+	"$(sq lad.db "SELECT group_concat(tag, ' ') FROM tag")"
+eq "ladder merge: the lower rung's removal is logged" "engaged remove merge 1795000200" \
+	"$(sq lad.db "SELECT tag || ' ' || op || ' ' || source || ' ' || at FROM tag_log WHERE source = 'merge'")"
+
 # The rules: shared and block are checked by smr-tag --check.
 printf 'identity cookie_id shared 3 max 5\nidentity openid block "a b" "c\\"d"\n' >ok.rules
 invoke - "$T/out" "$T/err" "$SMR_BIN/smr-tag" --check --rules ok.rules
