@@ -4,13 +4,14 @@
 #include "../common/opts.h"
 #include "../common/person.h"
 #include "../common/policy.h"
+#include "../common/rulebudget.h"
 #include "../common/rules.h"
+#include "../common/simulate.h"
 #include "../common/sop.h"
 #include "../common/sopdue.h"
 #include "../common/tstamp.h"
 
 #include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,70 +58,6 @@ static void drain_stdin(void)
 
 /* The most touches per person per day the policy allows (its tightest
  * "cap any N/day"), or 0 if none is set. */
-static int daily_cap(const struct policy *pol)
-{
-	int cap = 0;
-	for (size_t i = 0; i < pol->ncaps; i++)
-		if (strcmp(pol->caps[i].channel, "any") == 0 && pol->caps[i].period == 86400 &&
-		    (cap == 0 || pol->caps[i].n < cap))
-			cap = pol->caps[i].n;
-	return cap;
-}
-
-static int cmp_long(const void *a, const void *b)
-{
-	long x = *(const long *)a, y = *(const long *)b;
-	return (x > y) - (x < y);
-}
-
-/* --simulate: walk the clock a day at a time with the current tags and
- * SOPs, inside a savepoint that is rolled back: nothing is written. */
-static void simulate(sqlite3 *db, const struct sops *s, const struct policy *pol, int64_t now, int64_t dur)
-{
-	int cap = daily_cap(pol);
-	struct sopdue_stats st = {0};
-	int64_t *ids = NULL;
-	size_t nids = 0;
-	sqlite3_stmt *per = db_prepare(db,
-		"SELECT count(*) FROM touch WHERE state = 'queued' AND created_at = ?1 GROUP BY pid ORDER BY 1");
-	db_exec(db, "SAVEPOINT simulate");
-	struct tm start;
-	utc_to_local(now, &start);
-	int days = (int)(dur / 86400);
-	for (int k = 1; k <= days; k++) {
-		/* a local day later: 23 or 25 hours across a DST change */
-		int64_t t = local_to_utc(start.tm_year + 1900, start.tm_mon + 1, start.tm_mday + k,
-		                         start.tm_hour, start.tm_min, start.tm_sec);
-		sopdue_run(db, s, t, INT64_MAX / 4, &ids, &nids, &st);
-		long *counts = NULL, n = 0, total = 0, over = 0;
-		size_t capn = 0;
-		db_bind_int(db, per, 1, t);
-		while (db_row(db, per)) {
-			if ((size_t)n == capn)
-				counts = xrealloc(counts, (capn = capn ? capn * 2 : 256) * sizeof *counts);
-			counts[n] = sqlite3_column_int(per, 0);
-			total += counts[n];
-			over += cap > 0 && counts[n] > cap;
-			n++;
-		}
-		sqlite3_reset(per);
-		if (n)
-			qsort(counts, (size_t)n, sizeof *counts, cmp_long);
-		char day[32];
-		time_format(t - 1, day, sizeof day);
-		day[10] = '\0';
-		printf("{\"day\":\"%s\",\"touches\":%ld,\"persons\":%ld,\"max\":%ld,\"p99\":%ld,\"mean\":%.2f,"
-		       "\"cap\":%d,\"over_cap\":%ld}\n",
-		       day, total, n, n ? counts[n - 1] : 0, n ? counts[(size_t)ceil(0.99 * (double)n) - 1] : 0,
-		       n ? (double)total / (double)n : 0.0, cap, over);
-		free(counts);
-	}
-	db_exec(db, "ROLLBACK TO simulate");
-	db_exec(db, "RELEASE simulate");
-	sqlite3_finalize(per);
-	free(ids);
-}
-
 int main(int argc, char **argv)
 {
 	struct args a = {0};
@@ -131,7 +68,10 @@ int main(int argc, char **argv)
 		return SMR_USAGE;
 	struct sops *s = sops_parse(r);
 	struct policy *pol = policy_parse(r); /* --simulate reports its daily cap */
-	if (s->errors || pol->errors) {
+	/* --simulate re-evaluates time-driven tags as its clock walks */
+	struct tagrules *tr = a.simulate ? tagrules_parse(r) : NULL;
+	if (s->errors || pol->errors || (tr && tr->errors)) {
+		tagrules_free(tr);
 		policy_free(pol);
 		sops_free(s);
 		rules_free(r);
@@ -146,7 +86,9 @@ int main(int argc, char **argv)
 	struct sopdue_stats st = {0};
 	db_begin(db);
 	if (a.simulate) {
-		simulate(db, s, pol, a.o.now, a.simulate);
+		struct simulation sim = {.db = db, .rules = r, .tags = tr, .sops = s, .pol = pol, .now = a.o.now,
+		                         .duration = a.simulate, .late = a.late, .rule_steps = RULE_STEPS_DEFAULT};
+		simulate_run(&sim, stdout);
 		db_rollback(db);
 	} else {
 		int64_t *ids = NULL;
@@ -163,6 +105,7 @@ int main(int argc, char **argv)
 			        st.enrolled, st.exited, st.completed, st.queued, st.missed, st.skipped, st.held_out);
 	}
 	db_close(db);
+	tagrules_free(tr);
 	policy_free(pol);
 	sops_free(s);
 	rules_free(r);

@@ -60,10 +60,36 @@ int db_row(sqlite3 *db, sqlite3_stmt *st)
 	return 0;
 }
 
-void db_begin(sqlite3 *db) { db_exec(db, "BEGIN IMMEDIATE"); }
-void db_commit(sqlite3 *db) { db_exec(db, "COMMIT"); }
+/* Savepoints db_begin opened inside a transaction, not yet released. */
+static int nested;
+
+void db_begin(sqlite3 *db)
+{
+	if (sqlite3_get_autocommit(db)) {
+		db_exec(db, "BEGIN IMMEDIATE");
+		return;
+	}
+	db_exec(db, "SAVEPOINT db_begin");
+	nested++;
+}
+
+void db_commit(sqlite3 *db)
+{
+	if (nested > 0) {
+		nested--;
+		db_exec(db, "RELEASE db_begin");
+		return;
+	}
+	db_exec(db, "COMMIT");
+}
+
 void db_rollback(sqlite3 *db)
 {
+	if (nested > 0) {
+		nested--;
+		sqlite3_exec(db, "ROLLBACK TO db_begin; RELEASE db_begin", NULL, NULL, NULL);
+		return;
+	}
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -34,7 +34,10 @@ void db_run(sqlite3 *db, sqlite3_stmt *st);
 /* Step once: 1 for a row, 0 for done. */
 int db_row(sqlite3 *db, sqlite3_stmt *st);
 
-/* BEGIN IMMEDIATE (waits on the busy timeout), COMMIT, ROLLBACK. */
+/* BEGIN IMMEDIATE (waits on the busy timeout), COMMIT, ROLLBACK. Inside
+ * a transaction, db_begin opens a savepoint and db_commit releases it, so
+ * code that commits as it goes (smr-tag's chunks) also runs inside
+ * another's transaction (smr-sop-due --simulate, rolled back whole). */
 void db_begin(sqlite3 *db);
 void db_commit(sqlite3 *db);
 void db_rollback(sqlite3 *db);

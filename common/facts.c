@@ -415,6 +415,8 @@ static const struct fndef fndefs[] = {
 	{"regexp", 2, fn_regexp},
 };
 
+void facts_set_now(struct facts *f, int64_t now) { f->now = now; }
+
 struct facts *facts_open(sqlite3 *db, int64_t now)
 {
 	struct facts *f = xcalloc(1, sizeof *f);

@@ -17,6 +17,8 @@ struct facts;
 /* Register functions and create the view on DB, with the clock at NOW. */
 struct facts *facts_open(sqlite3 *db, int64_t now);
 void facts_close(struct facts *f);
+/* Move the clock (a simulation walking forward). */
+void facts_set_now(struct facts *f, int64_t now);
 
 /* Forget noted change moments (call before evaluating a chunk). */
 void facts_reset_changes(struct facts *f);
