@@ -199,7 +199,7 @@ static void create_private(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		smr_die(SMR_FATAL, "%s: %s", path, strerror(errno));
+		smr_die_errno(SMR_FATAL, "%s", path);
 	close(fd);
 }
 

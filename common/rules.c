@@ -404,7 +404,7 @@ static int parse_stream(struct rules *r, FILE *f)
 		free(ws.buf);
 	}
 	if (ferror(f)) {
-		smr_warnx(r->file, 0, "read error: %s", strerror(errno));
+		smr_warn(r->file, 0, "read error");
 		errors++;
 	}
 	if (block) {
@@ -423,7 +423,7 @@ struct rules *rules_load_all(const char *path, int required, int *errors)
 	*errors = 0;
 	FILE *f = fopen(file, "r");
 	if (!f && (required || errno != ENOENT)) {
-		smr_warnx(file, 0, "cannot read rules: %s", strerror(errno));
+		smr_warn(file, 0, "cannot read rules");
 		return NULL;
 	}
 	struct rules *r = rules_new(file);

@@ -110,10 +110,7 @@ static void enrol(struct pass *p)
 
 static void push_id(struct pass *p, int64_t id)
 {
-	if (*p->nids == p->capids) {
-		p->capids = p->capids ? p->capids * 2 : 256;
-		*p->ids = xrealloc(*p->ids, p->capids * sizeof **p->ids);
-	}
+	*p->ids = xgrow(*p->ids, &p->capids, *p->nids + 1, sizeof **p->ids);
 	(*p->ids)[(*p->nids)++] = id;
 }
 
@@ -375,8 +372,7 @@ void sopdue_print(sqlite3 *db, struct person_lookup *pl, const int64_t *ids, siz
 		ndjson_put(out, o, 0);
 	}
 	sqlite3_finalize(st);
-	if (fflush(out) != 0)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	flush_or_die(out, "stdout");
 }
 
 /* Merging persons: one live enrollment per SOP survives (see sopdue.h). */

@@ -120,10 +120,7 @@ static void on_field(void *field, size_t len, void *data)
 {
 	struct source *s = data;
 	struct csv_row *r = &s->row;
-	if (r->n == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 16;
-		r->fields = xrealloc(r->fields, r->cap * sizeof *r->fields);
-	}
+	r->fields = xgrow(r->fields, &r->cap, r->n + 1, sizeof *r->fields);
 	r->fields[r->n++] = field && len ? xstrndup(field, len) : NULL;
 }
 

@@ -121,10 +121,7 @@ int tag_writer_apply(struct tag_writer *w, int64_t pid, const char *tag, int add
 
 static void push_change(struct run *r, int64_t pid, const char *tag, int add, const char *detail)
 {
-	if (r->nchanges == r->capchanges) {
-		r->capchanges = r->capchanges ? r->capchanges * 2 : 256;
-		r->changes = xrealloc(r->changes, r->capchanges * sizeof *r->changes);
-	}
+	r->changes = xgrow(r->changes, &r->capchanges, r->nchanges + 1, sizeof *r->changes);
 	r->changes[r->nchanges++] = (struct change){pid, xstrdup(tag), add, detail};
 }
 
@@ -274,8 +271,8 @@ static void flush_changes(struct run *r)
 		free(c->tag);
 	}
 	r->nchanges = 0;
-	if (r->out && fflush(r->out) != 0)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	if (r->out)
+		flush_or_die(r->out, "stdout");
 }
 
 /* FNV-1a over what decides rule tags: a changed file means a full run. */

@@ -128,7 +128,7 @@ void transport_close(struct transport *t)
 	if (!t)
 		return;
 	if (t->fd >= 0 && close(t->fd) != 0)
-		smr_warnx(t->path, 0, "%s", strerror(errno));
+		smr_warn(t->path, 0, "close");
 	free(t->envp);
 	if (t->curl) {
 		curl_easy_cleanup(t->curl);
@@ -162,7 +162,7 @@ static enum delivery send_file(struct transport *t, const char *msg, char *reaso
 			int err = w < 0 ? errno : EIO;
 			if (done && before >= 0 && fstat(t->fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
 			    sb.st_size == before + (off_t)done && ftruncate(t->fd, before) != 0)
-				smr_warnx(t->path, 0, "a partial line is left: %s", strerror(errno));
+				smr_warn(t->path, 0, "a partial line is left");
 			snprintf(reason, rlen, "%s: %s", t->path, strerror(err));
 			return TRANSPORT_BROKEN;
 		}
@@ -284,7 +284,7 @@ static enum delivery send_exec(struct transport *t, const char *msg, char *reaso
 	memcpy(line, msg, len);
 	line[len] = '\n';
 	if (fcntl(fds[1], F_SETFL, O_NONBLOCK) != 0) /* then writes block: still correct, without the limit */
-		smr_warnx(NULL, 0, "exec: pipe: %s", strerror(errno));
+		smr_warn(NULL, 0, "exec: pipe");
 	int written = write_limited(fds[1], line, len + 1, &end);
 	free(line);
 	close(fds[1]);
