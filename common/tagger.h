@@ -1,10 +1,11 @@
 /* Applying tag rules: evaluate persons, enter and leave tags atomically,
  * log every change, report each one as an NDJSON record.
  *
- * Who is evaluated: with `full`, everyone. Otherwise the persons whose
- * facts changed since the last run (person.rev above the stored watermark)
- * and those whose time-dependent conditions may have changed by now
- * (person.check_at <= now). A changed rules file forces a full run. */
+ * Who is evaluated: with `full`, everyone. Otherwise the persons with an
+ * event or a merge since the last run (above the watermarks kept in meta
+ * as tag.eid and tag.merge) and those whose time-dependent conditions may
+ * have changed by now (person.check_at <= now). A changed rules file
+ * forces a full run. */
 #ifndef SMR_TAGGER_H
 #define SMR_TAGGER_H
 
