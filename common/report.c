@@ -2,6 +2,7 @@
 #include "db.h"
 #include "err.h"
 #include "ndjson.h"
+#include "sqlrows.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -82,57 +83,6 @@ static void bind_named(sqlite3 *db, sqlite3_stmt *st, const char *name, int64_t 
 		db_bind_int(db, st, i, v);
 }
 
-static json_t *cell(sqlite3_stmt *st, int c)
-{
-	switch (sqlite3_column_type(st, c)) {
-	case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, c));
-	case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, c));
-	case SQLITE_NULL: return json_null();
-	default: return json_string((const char *)sqlite3_column_text(st, c));
-	}
-}
-
-static void print_table(sqlite3_stmt *st, sqlite3 *db, FILE *out)
-{
-	int nc = sqlite3_column_count(st);
-	size_t rows = 0, cap = 64;
-	char **cells = xmalloc(cap * (size_t)nc * sizeof *cells);
-	int *width = xcalloc((size_t)nc, sizeof *width);
-	for (int c = 0; c < nc; c++)
-		width[c] = (int)strlen(sqlite3_column_name(st, c));
-	while (db_row(db, st)) {
-		if (rows == cap)
-			cells = xrealloc(cells, (cap *= 2) * (size_t)nc * sizeof *cells);
-		for (int c = 0; c < nc; c++) {
-			const char *v = (const char *)sqlite3_column_text(st, c);
-			char *s = xstrdup(v ? v : "-");
-			cells[rows * (size_t)nc + (size_t)c] = s;
-			int w = 0;
-			for (const char *p = s; *p; p++)
-				w += ((unsigned char)*p & 0xC0) != 0x80;
-			if (w > width[c])
-				width[c] = w;
-		}
-		rows++;
-	}
-	for (int c = 0; c < nc; c++)
-		fprintf(out, "%s%-*s", c ? "  " : "", width[c], sqlite3_column_name(st, c));
-	fputc('\n', out);
-	for (size_t r = 0; r < rows; r++) {
-		for (int c = 0; c < nc; c++) {
-			char *s = cells[r * (size_t)nc + (size_t)c];
-			int w = 0;
-			for (const char *p = s; *p; p++)
-				w += ((unsigned char)*p & 0xC0) != 0x80;
-			fprintf(out, "%s%s%*s", c ? "  " : "", s, width[c] - w, "");
-			free(s);
-		}
-		fputc('\n', out);
-	}
-	free(cells);
-	free(width);
-}
-
 void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out)
 {
 	sqlite3_stmt *st = db_prepare(db, report_sql[which]);
@@ -141,7 +91,7 @@ void report_print(sqlite3 *db, enum report_section which, const struct report_op
 	bind_named(db, st, ":weeks", o->weeks);
 	if (o->table) {
 		fprintf(out, "== %s\n", report_names[which]);
-		print_table(st, db, out);
+		sqlrows_table(db, st, out, 0);
 		fputc('\n', out);
 	} else {
 		int nc = sqlite3_column_count(st);
@@ -149,7 +99,7 @@ void report_print(sqlite3 *db, enum report_section which, const struct report_op
 			json_t *obj = json_object();
 			json_object_set_new(obj, "report", json_string(report_names[which]));
 			for (int c = 0; c < nc; c++)
-				json_object_set_new(obj, sqlite3_column_name(st, c), cell(st, c));
+				json_object_set_new(obj, sqlite3_column_name(st, c), sqlrows_cell(st, c));
 			ndjson_put(out, obj, JSON_REAL_PRECISION(15)); /* money to the fen */
 		}
 	}

@@ -324,3 +324,110 @@ void ruleexpr_free(struct ruleexpr *re)
 	free(re->sql);
 	re->sql = NULL;
 }
+
+/* --- parts, for smr-person --explain --------------------------------- */
+
+struct parts_ctx {
+	const char *s;
+	struct tok *t;
+	struct ruleexpr_part *out;
+	size_t n, max;
+};
+
+static int tok_is(const struct parts_ctx *p, size_t i, const char *word)
+{
+	const struct tok *t = &p->t[i];
+	return t->kind == T_IDENT && t->len == strlen(word) && strncasecmp(p->s + t->start, word, t->len) == 0;
+}
+
+/* The token closing the "(" at I (or the range end when unbalanced). */
+static size_t closing(const struct parts_ctx *p, size_t i, size_t b)
+{
+	int depth = 0;
+	for (size_t j = i; j < b; j++) {
+		depth += (p->t[j].kind == T_LPAREN) - (p->t[j].kind == T_RPAREN);
+		if (depth == 0)
+			return j;
+	}
+	return b - 1;
+}
+
+static void add_part(struct parts_ctx *p, size_t a, size_t b, int depth)
+{
+	if (p->n == p->max || a >= b)
+		return;
+	p->out[p->n].start = p->t[a].start;
+	p->out[p->n].len = p->t[b - 1].start + p->t[b - 1].len - p->t[a].start;
+	p->out[p->n++].depth = depth;
+}
+
+/* Calls inside a comparison: an identifier followed by "(" that is not
+ * an SQL keyword (x IN (...), EXISTS (...)). */
+static void add_calls(struct parts_ctx *p, size_t a, size_t b, int depth)
+{
+	static const char *const keywords[] = {"in", "exists", "not", "and", "or", "select", "where",
+	                                       "when", "then", "else", "as", "between", "is", NULL};
+	for (size_t i = a; i + 1 < b; i++) {
+		if (p->t[i].kind != T_IDENT || p->t[i + 1].kind != T_LPAREN)
+			continue;
+		int kw = 0;
+		for (int k = 0; keywords[k]; k++)
+			kw |= tok_is(p, i, keywords[k]);
+		size_t end = closing(p, i + 1, b) + 1;
+		if (!kw && !(i == a && end == b))
+			add_part(p, i, end, depth);
+	}
+}
+
+static void split(struct parts_ctx *p, size_t a, size_t b, int depth)
+{
+	while (b - a >= 2 && p->t[a].kind == T_LPAREN && closing(p, a, b) == b - 1)
+		a++, b--;  /* (x) is x */
+	if (a >= b)
+		return;
+	size_t cut[64];
+	int ncut = 0, level = 0, between = 0;
+	for (size_t i = a; i < b; i++) {
+		level += (p->t[i].kind == T_LPAREN) - (p->t[i].kind == T_RPAREN);
+		if (level != 0)
+			continue;
+		if (tok_is(p, i, "between"))
+			between = 1;
+		else if (tok_is(p, i, "and") && between)
+			between = 0;
+		else if ((tok_is(p, i, "and") || tok_is(p, i, "or")) && ncut < 64)
+			cut[ncut++] = i;
+	}
+	add_part(p, a, b, depth);
+	if (ncut) {
+		size_t from = a;
+		for (int k = 0; k < ncut; k++) {
+			split(p, from, cut[k], depth + 1);
+			from = cut[k] + 1;
+		}
+		split(p, from, b, depth + 1);
+	} else if (tok_is(p, a, "not") && !(a + 1 < b && tok_is(p, a + 1, "exists"))) {
+		split(p, a + 1, b, depth + 1);
+	} else {
+		add_calls(p, a, b, depth + 1);
+	}
+}
+
+size_t ruleexpr_parts(const char *expr, struct ruleexpr_part *parts, size_t max)
+{
+	size_t cap = 16, n = 0, pos = 0;
+	struct tok *t = xmalloc(cap * sizeof *t);
+	for (;;) {
+		struct tok k = next_tok(expr, &pos);
+		if (k.kind == T_END || k.kind == T_BAD)
+			break;
+		if (n == cap)
+			t = xrealloc(t, (cap *= 2) * sizeof *t);
+		t[n++] = k;
+	}
+	struct parts_ctx p = {expr, t, parts, 0, max};
+	if (n)
+		split(&p, 0, n, 0);
+	free(t);
+	return p.n;
+}

@@ -21,6 +21,17 @@ int ruleexpr_rewrite(const char *expr, struct ruleexpr *out, char *err, size_t e
 size_t ruleexpr_origin(const struct ruleexpr *re, size_t off);
 void ruleexpr_free(struct ruleexpr *re);
 
+/* A piece of a condition worth showing on its own (smr-person --explain):
+ * the whole, each operand of AND, OR and NOT, and each function call in a
+ * comparison; DEPTH is its nesting, 0 for the whole. */
+struct ruleexpr_part {
+	size_t start, len;      /* bytes of the original expression */
+	int depth;
+};
+
+/* The parts of EXPR in reading order, at most MAX; returns how many. */
+size_t ruleexpr_parts(const char *expr, struct ruleexpr_part *parts, size_t max);
+
 /* Display column (1-based, in characters) of byte offset OFF in S. */
 int utf8_column(const char *s, size_t off);
 
