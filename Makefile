@@ -9,7 +9,7 @@ BUILD   ?= build
 BINDIR  ?= bin
 SAN      = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-PROGS    = smr-ingest smr-tag smr-segment smr-sop-due smr-send smr-report
+PROGS    = smr-ingest smr-tag smr-segment smr-sop-due smr-send smr-report smr-person
 LIB_SRC  = $(sort $(wildcard common/*.c))
 LIB_OBJ  = $(LIB_SRC:common/%.c=$(BUILD)/common/%.o)
 HDRS     = $(wildcard common/*.h)

@@ -105,3 +105,19 @@ void sqlrows_table(sqlite3 *db, sqlite3_stmt *st, FILE *out, int local_times)
 	free(cells);
 	free(width);
 }
+
+void sqlrows_fields(sqlite3 *db, sqlite3_stmt *st, FILE *out, int local_times)
+{
+	if (db_row(db, st)) {
+		int nc = sqlite3_column_count(st), w = 0;
+		for (int c = 0; c < nc; c++)
+			if (display_width(sqlite3_column_name(st, c)) > w)
+				w = display_width(sqlite3_column_name(st, c));
+		for (int c = 0; c < nc; c++) {
+			char *s = cell_text(st, c, local_times);
+			fprintf(out, "%-*s  %s\n", w, sqlite3_column_name(st, c), s);
+			free(s);
+		}
+	}
+	sqlite3_reset(st);
+}

@@ -20,4 +20,7 @@ json_t *sqlrows_array(sqlite3 *db, sqlite3_stmt *st);
  * as local ISO 8601. */
 void sqlrows_table(sqlite3 *db, sqlite3_stmt *st, FILE *out, int local_times);
 
+/* The first row of ST as "name  value" lines (for a single wide row). */
+void sqlrows_fields(sqlite3 *db, sqlite3_stmt *st, FILE *out, int local_times);
+
 #endif

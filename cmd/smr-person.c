@@ -1,0 +1,255 @@
+/* smr-person: one person looked up by any identifier, with --explain TAG
+ * and --why SOP to answer "why (not)?". */
+#include "../common/db.h"
+#include "../common/err.h"
+#include "../common/facts.h"
+#include "../common/lookup.h"
+#include "../common/ndjson.h"
+#include "../common/opts.h"
+#include "../common/regex.h"
+#include "../common/rules.h"
+#include "../common/sop.h"
+#include "../common/sqlrows.h"
+#include "../common/tagrules.h"
+#include "../common/tstamp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+	"smr-person [--db PATH] [--rules PATH] [--now TIME] [--table] [--events N]\n"
+	"                  [--explain TAG] [--why SOP] ID";
+
+enum { OPT_TABLE = 1, OPT_EVENTS, OPT_EXPLAIN, OPT_WHY };
+
+#define MAX_MATCHES 20
+
+struct args {
+	struct smr_opts o;
+	int table, events;
+	const char *explain, *why, *id;
+};
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		SMR_COMMON_OPTIONS,
+		{"table", no_argument, NULL, OPT_TABLE},
+		{"events", required_argument, NULL, OPT_EVENTS},
+		{"explain", required_argument, NULL, OPT_EXPLAIN},
+		{"why", required_argument, NULL, OPT_WHY},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	a->events = 20;
+	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
+		switch (c) {
+		case OPT_TABLE: a->table = 1; break;
+		case OPT_EXPLAIN: a->explain = optarg; break;
+		case OPT_WHY: a->why = optarg; break;
+		case OPT_EVENTS:
+			if ((a->events = (int)opts_int(optarg)) < 0 || a->events > 10000)
+				opts_usage_error(usage, "--events needs 0 to 10000");
+			break;
+		}
+	}
+	if (argc - optind != 1)
+		opts_usage_error(usage, "give one ID (kind:value, a bare value or pid:N)");
+	a->id = argv[optind];
+	opts_defaults(&a->o);
+}
+
+static void put_time(FILE *out, const char *label, json_t *v)
+{
+	char buf[40] = "-";
+	if (json_is_integer(v))
+		time_format(json_integer_value(v), buf, sizeof buf);
+	fprintf(out, "%s%s", label, buf);
+}
+
+static void put_value(FILE *out, json_t *v)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+	fputs(s ? s : "?", out);
+	free(s);
+}
+
+static void print_record(sqlite3 *db, const struct args *a, int64_t pid)
+{
+	if (a->table) {
+		printf("== person %lld\n", (long long)pid);
+		for (int s = 0; s < LOOKUP_NSECTIONS; s++) {
+			sqlite3_stmt *st = lookup_section(db, (enum lookup_section)s, pid, a->events);
+			printf("-- %s\n", lookup_section_names[s]);
+			if (s == LOOKUP_FACTS)
+				sqlrows_fields(db, st, stdout, 1);
+			else
+				sqlrows_table(db, st, stdout, 1);
+			sqlite3_finalize(st);
+		}
+		putchar('\n');
+		return;
+	}
+	json_t *o = json_pack("{s:I}", "pid", (json_int_t)pid);
+	for (int s = 0; s < LOOKUP_NSECTIONS; s++) {
+		sqlite3_stmt *st = lookup_section(db, (enum lookup_section)s, pid, a->events);
+		json_t *rows = sqlrows_array(db, st);
+		if (s == LOOKUP_FACTS)
+			json_object_set(o, lookup_section_names[s], json_array_size(rows) ? json_array_get(rows, 0) : json_null());
+		else
+			json_object_set(o, lookup_section_names[s], rows);
+		json_decref(rows);
+		sqlite3_finalize(st);
+	}
+	ndjson_put(stdout, o, JSON_REAL_PRECISION(15));
+}
+
+static void table_explain(json_t *e)
+{
+	printf("== person %lld: tag %s when %s\n", (long long)json_integer_value(json_object_get(e, "pid")),
+	       json_string_value(json_object_get(e, "tag")), json_string_value(json_object_get(e, "when")));
+	json_t *held = json_object_get(e, "held");
+	if (json_is_null(held)) {
+		printf("held: no\n");
+	} else {
+		put_time(stdout, "held: since ", json_object_get(held, "since"));
+		printf(" (%s)\n", json_string_value(json_object_get(held, "source")));
+	}
+	if (json_object_get(e, "note"))
+		printf("note: %s\n", json_string_value(json_object_get(e, "note")));
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(e, "parts"), i, p) {
+		printf("%*s", 2 * (int)json_integer_value(json_object_get(p, "depth")), "");
+		put_value(stdout, json_object_get(p, "value"));
+		printf("  <-  %s\n", json_string_value(json_object_get(p, "expr")));
+	}
+	putchar('\n');
+}
+
+static void table_why(json_t *w)
+{
+	printf("== person %lld: sop %s, trigger %s", (long long)json_integer_value(json_object_get(w, "pid")),
+	       json_string_value(json_object_get(w, "sop")), json_string_value(json_object_get(w, "trigger")));
+	json_t *held = json_object_get(w, "trigger_held");
+	if (json_is_null(held))
+		printf(" (not held)\n");
+	else
+		put_time(stdout, " (held since ", json_object_get(held, "since")), printf(")\n");
+	if (json_object_get(w, "not_enrolled"))
+		printf("not enrolled: %s\n", json_string_value(json_object_get(w, "not_enrolled")));
+	size_t i, j;
+	json_t *e, *s;
+	json_array_foreach(json_object_get(w, "enrollments"), i, e) {
+		printf("enrollment %lld: ", (long long)json_integer_value(json_object_get(e, "id")));
+		put_time(stdout, "day 0 ", json_object_get(e, "day0"));
+		printf(", %s", json_string_value(json_object_get(e, "state")));
+		if (json_is_string(json_object_get(e, "exit_reason")))
+			printf(": %s", json_string_value(json_object_get(e, "exit_reason")));
+		putchar('\n');
+		json_array_foreach(json_object_get(e, "steps"), j, s) {
+			printf("  step %lld  %s  %s %s  ", (long long)json_integer_value(json_object_get(s, "step")),
+			       json_string_value(json_object_get(s, "at")), json_string_value(json_object_get(s, "channel")),
+			       json_string_value(json_object_get(s, "content")));
+			put_time(stdout, "due ", json_object_get(s, "due_at"));
+			printf("  %s", json_string_value(json_object_get(s, "decision")));
+			if (json_is_string(json_object_get(s, "reason")))
+				printf(": %s", json_string_value(json_object_get(s, "reason")));
+			putchar('\n');
+		}
+	}
+	putchar('\n');
+}
+
+static void emit(const struct args *a, json_t *o, void (*table)(json_t *))
+{
+	if (a->table) {
+		table(o);
+		json_decref(o);
+	} else {
+		ndjson_put(stdout, o, JSON_REAL_PRECISION(15));
+	}
+}
+
+/* Check --explain and --why against the rules before opening the database. */
+static int check_names(const struct args *a, struct tagrules *tr, const struct sops *sp,
+                       const struct cond **cond, const struct sop **sop)
+{
+	if (tr->errors || sp->errors)
+		return SMR_USAGE;
+	if (a->explain && !(*cond = tagrules_find(tr, a->explain))) {
+		smr_warnx(NULL, 0, "--explain: no tag rule \"%s\" in the rules", a->explain);
+		return SMR_USAGE;
+	}
+	for (size_t i = 0; a->why && i < sp->nsops && !*sop; i++)
+		if (strcmp(sp->sops[i].name, a->why) == 0)
+			*sop = &sp->sops[i];
+	if (a->why && !*sop) {
+		smr_warnx(NULL, 0, "--why: no sop \"%s\" in the rules", a->why);
+		return SMR_USAGE;
+	}
+	return SMR_OK;
+}
+
+static int run(sqlite3 *db, const struct args *a, const struct rules *r, const struct tagrules *tr,
+               const struct cond *cond, const struct sop *sop)
+{
+	int64_t pids[MAX_MATCHES];
+	char err[256];
+	int n = lookup_resolve(db, r, a->id, pids, MAX_MATCHES, err, sizeof err);
+	if (n < 0) {
+		smr_warnx(NULL, 0, "%s: %s", a->id, err);
+		return SMR_USAGE;
+	}
+	if (n == 0) {
+		smr_warnx(NULL, 0, "%s: no such person", a->id);
+		return SMR_PARTIAL;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!cond && !sop)
+			print_record(db, a, pids[i]);
+		if (cond)
+			emit(a, lookup_explain(db, tr, cond, pids[i]), table_explain);
+		if (sop)
+			emit(a, lookup_why(db, sop, pids[i], a->o.now), table_why);
+	}
+	if (fflush(stdout) != 0)
+		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	return SMR_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	smr_progname = "smr-person";
+	parse_args(&a, argc, argv);
+	struct rules *r = rules_load(a.o.rules, a.o.rules_required);
+	if (!r)
+		return SMR_USAGE;
+	opts_resolve_now(&a.o);
+	struct tagrules *tr = tagrules_parse(r);
+	struct sops *sp = sops_parse(r);
+	const struct cond *cond = NULL;
+	const struct sop *sop = NULL;
+	int status = check_names(&a, tr, sp, &cond, &sop);
+	if (status == SMR_OK) {
+		sqlite3 *db = db_open(a.o.db);
+		struct facts *f = facts_open(db, a.o.now);
+		if (tagrules_compile(tr, db) != 0) {
+			status = SMR_USAGE;
+		} else {
+			db_exec(db, "BEGIN"); /* one snapshot */
+			status = run(db, &a, r, tr, cond, sop);
+			db_exec(db, "COMMIT");
+		}
+		facts_close(f);
+		db_close(db);
+	}
+	sops_free(sp);
+	tagrules_free(tr);
+	rules_free(r);
+	regex_cache_free();
+	return status;
+}

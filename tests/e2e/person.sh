@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# smr-person end to end on a hand-made story (the cart_A SOP): look-up by
+# kind:value, a bare value (a phone written another way, normalised; a
+# hashed phone), pid:N; the record's sections; --explain with the value of
+# each part; --why with each step's decision; --table; bad input.
+. "$(dirname "$0")/../lib.sh"
+. "$FIXTURES/tag/helpers.sh"
+. "$FIXTURES/sop/helpers.sh"
+PERSON="$SMR_BIN/smr-person"
+SEND="$SMR_BIN/smr-send"
+person() {
+	invoke /dev/null "$T/pout" "$T/perr" "$PERSON" "$@"
+	PRC=$INVOKED
+}
+pstatus() { status_is "$1" "$PRC" "$2" "$T/perr"; }
+# js EXPR: a Python expression over o, each record of $T/pout in turn, joined by ;
+js() {
+	python3 -c '
+import json, sys
+out = []
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    out.append(str(eval(sys.argv[2])))
+print(";".join(out))' "$T/pout" "$1"
+}
+
+cat >p.rules <<'EOF2'
+timezone Asia/Shanghai
+identity unionid priority 1 max 1
+identity phone priority 2 max 1
+tag cart_A         when count('add_cart', '7d', 'SKU-A') > 0 and orders_since('add_cart') = 0
+tag first_purchase when orders >= 1
+tag big            when spend > 10000 or (orders between 2 and 5 and not tagged('cart_A'))
+
+sop cart_A_followup
+  trigger cart_A
+  exit first_purchase
+  window 7d
+  step 0d 20:00 private cart_reminder_A
+  step 1d 12:00 moments reviews_A
+  step 3d 20:00 private coupon_A
+end
+content cart_reminder_A private "{{nickname|亲}}，你购物车里的{{item}}还在等你"
+content reviews_A moments "看看大家怎么说"
+content coupon_A private "{{nickname|亲}}，送你一张券"
+EOF2
+R=p.rules
+# U1 (phone +86 138-0013-8000) and U2 add A to the cart on Monday 11-02;
+# U1 orders 99.00 on Tuesday 09:00; U3 never adds anything.
+{
+	ev u1-1 add_cart 2026-11-02T10:00:00+08:00 U1 ',"item":"SKU-A","phone":"+86 138-0013-8000"'
+	ev u2-1 add_cart 2026-11-02T10:00:00+08:00 U2 ',"item":"SKU-A"'
+	ev u3-1 view 2026-11-02T10:00:00+08:00 U3
+} >d1.ndjson
+ingest "day 0" p.db $R d1.ndjson
+tag --db p.db --rules $R --now 2026-11-02T10:05:00+08:00
+due --db p.db --rules $R --now 2026-11-02T10:05:00+08:00
+due --db p.db --rules $R --now 2026-11-02T20:00:00+08:00
+invoke /dev/null "$T/xout" "$T/xerr" "$SEND" --db p.db --rules $R --now 2026-11-02T20:00:00+08:00 --queued --transport file:sent.ndjson
+ev u1-2 order 2026-11-03T09:00:00+08:00 U1 ',"amount":"99.00","item":"SKU-A"' >d2.ndjson
+ingest "day 1" p.db $R d2.ndjson
+tag --db p.db --rules $R --now 2026-11-03T09:05:00+08:00
+due --db p.db --rules $R --now 2026-11-03T09:05:00+08:00
+P1=$(pid_of p.db U1)
+P2=$(pid_of p.db U2)
+NOW=2026-11-03T09:05:00+08:00
+
+# === look-up
+person --db p.db --rules $R --now $NOW unionid:U1
+pstatus "unionid:U1: exit 0" 0
+eq "unionid:U1: one record, U1's pid" "$P1" "$(js 'o["pid"]')"
+person --db p.db --rules $R --now $NOW phone:13800138000
+eq "phone:13800138000 finds U1" "$P1" "$(js 'o["pid"]')"
+person --db p.db --rules $R --now $NOW "0086 138 0013 8000"
+eq "a bare phone written another way is normalised and finds U1" "$P1" "$(js 'o["pid"]')"
+person --db p.db --rules $R --now $NOW U2
+eq "a bare unionid finds U2" "$P2" "$(js 'o["pid"]')"
+person --db p.db --rules $R --now $NOW pid:$P2
+eq "pid:N finds that person" "$P2" "$(js 'o["pid"]')"
+person --db p.db --rules $R --now $NOW nobody
+pstatus "an unknown identifier: exit 1" 1
+check "an unknown identifier: named on stderr" grep -q 'nobody: no such person' "$T/perr"
+eq "an unknown identifier: nothing on stdout" "" "$(cat "$T/pout")"
+person --db p.db --rules $R --now $NOW pid:x
+pstatus "pid:x: exit 2" 2
+person --db p.db --rules $R --now $NOW phone:abc
+pstatus "phone:abc (not a phone number): exit 2" 2
+person --db p.db --rules $R --now $NOW
+pstatus "no ID: usage, exit 2" 2
+
+# === the record of U1, every section (hand-computed)
+person --db p.db --rules $R --now $NOW unionid:U1
+eq "record: sections" "enrollments,events,facts,identities,pid,tag_log,tags,touches" \
+	"$(js '",".join(sorted(o))' | tr -d ' ')"
+eq "record: identities (phone normalised)" "phone=13800138000 unionid=U1" \
+	"$(js '" ".join("%s=%s" % (i["kind"], i["value"]) for i in o["identities"])')"
+eq "record: facts (orders, spend in fen, net_spend)" "1 9900 9900" \
+	"$(js '"%d %d %d" % (o["facts"]["orders"], o["facts"]["spend"], o["facts"]["net_spend"])')"
+eq "record: tags with since and source" "first_purchase $(ep 2026-11-03T09:05:00+08:00) rule" \
+	"$(js '";".join("%s %s %s" % (t["tag"], t["since"], t["source"]) for t in o["tags"])')"
+eq "record: tag history in order" "cart_A add,cart_A remove,first_purchase add" \
+	"$(js '",".join(sorted("%s %s" % (t["tag"], t["op"]) for t in o["tag_log"]))')"
+eq "record: the enrollment exited on the order" "cart_A_followup exited entered first_purchase" \
+	"$(js '";".join("%s %s %s" % (e["sop"], e["state"], e["exit_reason"]) for e in o["enrollments"])')"
+eq "record: the touch with state (sent) and reason (none)" "0 sent None" \
+	"$(js '";".join("%s %s %s" % (t["step"], t["state"], t["reason"]) for t in o["touches"])')"
+eq "record: recent events, oldest first" "add_cart,order" "$(js '",".join(e["type"] for e in o["events"])')"
+person --db p.db --rules $R --now $NOW --events 1 unionid:U1
+eq "--events 1: the latest event only" "order" "$(js '",".join(e["type"] for e in o["events"])')"
+
+# === --explain: each part's value, hand-computed
+person --db p.db --rules $R --now $NOW --explain cart_A unionid:U1
+pstatus "--explain cart_A U1: exit 0" 0
+eq "--explain U1: the whole is false, not held" "0 None" "$(js '"%s %s" % (o["value"], o["held"])')"
+eq "--explain U1: every comparison and call with its value" \
+	"0 count('add_cart', '7d', 'SKU-A') > 0 and orders_since('add_cart') = 0=0|1 count('add_cart', '7d', 'SKU-A') > 0=1|2 count('add_cart', '7d', 'SKU-A')=1|1 orders_since('add_cart') = 0=0|2 orders_since('add_cart')=1" \
+	"$(js '"|".join("%d %s=%s" % (p["depth"], p["expr"], p["value"]) for p in o["parts"])')"
+person --db p.db --rules $R --now $NOW --explain cart_A unionid:U2
+eq "--explain U2: true and held since 10:05 by rule" "1 $(ep 2026-11-02T10:05:00+08:00) rule" \
+	"$(js '"%s %s %s" % (o["value"], o["held"]["since"], o["held"]["source"])')"
+person --db p.db --rules $R --now $NOW --explain big unionid:U1
+eq "--explain big U1: OR, BETWEEN ... AND kept whole, NOT and a call" \
+	"0 spend > 10000 or (orders between 2 and 5 and not tagged('cart_A'))=0|1 spend > 10000=0|1 orders between 2 and 5 and not tagged('cart_A')=0|2 orders between 2 and 5=0|2 not tagged('cart_A')=1|3 tagged('cart_A')=0" \
+	"$(js '"|".join("%d %s=%s" % (p["depth"], p["expr"], p["value"]) for p in o["parts"])')"
+person --db p.db --rules $R --now 2026-11-11T09:05:00+08:00 --explain cart_A unionid:U2
+eq "--explain U2 nine days on: the window passed, count is 0, the tag still held (smr-tag not run)" \
+	"0 0 the condition no longer holds: smr-tag has not evaluated the person since" \
+	"$(js '"%s %s %s" % (o["value"], o["parts"][2]["value"], o["note"])')"
+person --db p.db --rules $R --now $NOW --explain nosuch unionid:U1
+pstatus "--explain of an unknown tag: exit 2" 2
+
+# === --why: enrolment, exit, each step's decision
+person --db p.db --rules $R --now $NOW --why cart_A_followup unionid:U1
+pstatus "--why U1: exit 0" 0
+eq "--why U1: exited on the order; step 0 sent, steps 1 and 2 never recorded" \
+	"exited entered first_purchase|0 0d 20:00 sent|1 1d 12:00 none not recorded: the enrollment exited before it was due|2 3d 20:00 none not recorded: the enrollment exited before it was due" \
+	"$(js '"|".join(["%s %s" % (o["enrollments"][0]["state"], o["enrollments"][0]["exit_reason"])] + ["%s %s %s%s" % (s["step"], s["at"], s["decision"], " " + s["reason"] if s["reason"] else "") for s in o["enrollments"][0]["steps"]])')"
+eq "--why U1: step 2's due time (day 0 + 3d at 20:00)" "$(ep 2026-11-05T20:00:00+08:00)" \
+	"$(js 'o["enrollments"][0]["steps"][2]["due_at"]')"
+person --db p.db --rules $R --now $NOW --why cart_A_followup unionid:U2
+eq "--why U2: active; step 1 not yet due" "active|1 none not yet due" \
+	"$(js '"%s|%s %s %s" % (o["enrollments"][0]["state"], 1, o["enrollments"][0]["steps"][1]["decision"], o["enrollments"][0]["steps"][1]["reason"])')"
+person --db p.db --rules $R --now $NOW --why cart_A_followup unionid:U3
+eq "--why U3: not enrolled, and why" "does not hold the trigger tag" "$(js 'o["not_enrolled"]')"
+person --db p.db --rules $R --now $NOW --why nosuch unionid:U1
+pstatus "--why of an unknown SOP: exit 2" 2
+
+# === --table
+person --db p.db --rules $R --now $NOW --table unionid:U1
+check "--table: sections headed" grep -q '^-- touches' "$T/pout"
+check "--table: times in local ISO 8601" grep -q '2026-11-03T09:05:00+08:00' "$T/pout"
+person --db p.db --rules $R --now $NOW --table --explain cart_A unionid:U1
+check "--table --explain: a part indented with its value" grep -q '^  1  <-  count(.add_cart., .7d., .SKU-A.) > 0$' "$T/pout"
+person --db p.db --rules $R --now $NOW --table --why cart_A_followup unionid:U1
+check "--table --why: the exit and each step" grep -q 'exited: entered first_purchase' "$T/pout"
+
+# === hashed phones: the bare number is normalised, then hashed
+sed 's/^identity phone priority 2 max 1$/identity phone priority 2 max 1 hash/' p.rules >h.rules
+export SMR_HASH_KEY=0123456789abcdef0123
+ingest "hashed" h.db h.rules d1.ndjson
+person --db h.db --rules h.rules --now $NOW "+86 13800138000"
+eq "hashed phone: a bare number finds U1" "U1" "$(js '[i["value"] for i in o["identities"] if i["kind"] == "unionid"][0]')"
+eq "hashed phone: shown as stored (hashed)" "h:" "$(js '[i["value"] for i in o["identities"] if i["kind"] == "phone"][0][:2]')"
+unset SMR_HASH_KEY
+person --db h.db --rules h.rules --now $NOW phone:13800138000
+pstatus "hashed phone without the key: exit 2" 2
+check "hashed phone without the key: says so" grep -q 'SMR_HASH_KEY' "$T/perr"
+exit $((NFAIL > 0))
