@@ -11,11 +11,12 @@
 
 const char *const report_names[NREPORTS] = {"sops", "fatigue", "groups"};
 
-/* Per SOP step: touched persons against the holdout, each measured from
- * the touch (sent_at) or from when the held-out touch was due, over
- * :win seconds; only touches whose window has ended by :now count.
- * Uplift is the difference of conversion rates with a 95% normal
- * confidence interval. */
+/* Per SOP step, from the step's first touch recorded by :now on:
+ * touched persons against the holdout, each measured from the touch
+ * (sent_at) or from when the held-out touch was due, over :win seconds;
+ * only touches whose window has ended by :now count, so the measured
+ * fields are NULL until one has. Uplift is the difference of conversion
+ * rates with a 95% normal confidence interval. */
 static const char sops_sql[] =
 	"WITH t AS (SELECT sop, step, pid, state, CASE WHEN state = 'sent' THEN sent_at ELSE due_at END AS at "
 	"  FROM touch WHERE state IN ('sent', 'holdout')), "
@@ -28,12 +29,13 @@ static const char sops_sql[] =
 	"  sum(CASE WHEN state = 'sent' THEN rev END) AS r1, sum(state = 'holdout') AS n2, "
 	"  sum(state = 'holdout' AND conv) AS c2, sum(CASE WHEN state = 'holdout' THEN rev END) AS r2 "
 	"  FROM m GROUP BY sop, step), "
-	"p AS (SELECT *, CASE WHEN n1 > 0 THEN 1.0 * c1 / n1 END AS p1, CASE WHEN n2 > 0 THEN 1.0 * c2 / n2 END AS p2 FROM g) "
-	"SELECT p.sop, p.step, "
-	"  (SELECT count(*) FROM enrollment e WHERE e.sop = p.sop) AS enrolled, "
-	"  (SELECT count(*) FROM enrollment e WHERE e.sop = p.sop AND e.exit_reason LIKE 'entered %') AS exited_converted, "
-	"  (SELECT count(*) FROM touch x WHERE x.sop = p.sop AND x.step = p.step AND x.state = 'sent') AS sent, "
-	"  (SELECT count(*) FROM touch x WHERE x.sop = p.sop AND x.step = p.step AND x.state IN ('suppressed', 'missed', 'skipped')) AS not_sent, "
+	"p AS (SELECT *, CASE WHEN n1 > 0 THEN 1.0 * c1 / n1 END AS p1, CASE WHEN n2 > 0 THEN 1.0 * c2 / n2 END AS p2 FROM g), "
+	"st AS (SELECT sop, step, min(created_at) AS first_touch FROM touch WHERE created_at <= :now GROUP BY sop, step) "
+	"SELECT st.sop, st.step, "
+	"  (SELECT count(*) FROM enrollment e WHERE e.sop = st.sop) AS enrolled, "
+	"  (SELECT count(*) FROM enrollment e WHERE e.sop = st.sop AND e.exit_reason LIKE 'entered %') AS exited_converted, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state = 'sent') AS sent, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state IN ('suppressed', 'missed', 'skipped')) AS not_sent, "
 	"  n1 AS touched, c1 AS touched_orders, round(p1, 4) AS touched_rate, "
 	"  round(coalesce(r1, 0) / 100.0 / nullif(n1, 0), 2) AS touched_revenue_per_person, "
 	"  n2 AS holdout, c2 AS holdout_orders, round(p2, 4) AS holdout_rate, "
@@ -41,7 +43,7 @@ static const char sops_sql[] =
 	"  round(p1 - p2, 4) AS uplift, "
 	"  round(p1 - p2 - 1.96 * sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), 4) AS uplift_ci_low, "
 	"  round(p1 - p2 + 1.96 * sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), 4) AS uplift_ci_high "
-	"FROM p ORDER BY p.sop, p.step";
+	"FROM st LEFT JOIN p USING (sop, step) ORDER BY st.sop, st.step";
 
 /* Touches sent per person per week, the last :weeks weeks. */
 static const char fatigue_sql[] =

@@ -146,10 +146,18 @@ eq "sops --window 3d: uplift 0.05 with its interval" \
 rep --db s.db --rules $R --now $NOW --window 72h sops
 eq "sops --window 72h is the same as 3d" "120 30 0.05" "$(get sops sop=winback step=0 -- touched touched_orders uplift)"
 
-# --now 12 days earlier: no window has ended yet; no record for those steps.
+# --now 12 days earlier: no touch recorded yet; no record.
 rep --db s.db --rules $R --now 2026-11-08T00:00:00+08:00 sops
 rstatus "sops --now before any window ended: exit 0" 0
-eq "sops --now before any window ended: no records" 0 "$(nrec)"
+eq "sops --now before any touch: no records" 0 "$(nrec)"
+# --now 2026-11-12: the first touches of winback 0 and 1 and cart 0 are
+# recorded (a day before due), no conversion window has ended: a record per
+# step from its first touch on, the fields that need an ended window null.
+rep --db s.db --rules $R --now 2026-11-12T00:00:00+08:00 sops
+eq "sops from the first touch on: one record per step touched so far" 3 "$(nrec)"
+eq "sops from the first touch on: touched, rates and uplift null until a window ends" \
+	"null null null null null" "$(get sops sop=winback step=0 -- touched touched_rate holdout uplift uplift_ci_low)"
+eq "sops from the first touch on: enrolled is counted already" 185 "$(get sops sop=winback step=0 -- enrolled)"
 # --now without an offset is local time in the rules' time zone (Shanghai):
 # 23:59:59 there is a second before T100's window ends (in UTC it would be
 # eight hours after).
