@@ -85,12 +85,18 @@ static void bind_named(sqlite3 *db, sqlite3_stmt *st, const char *name, int64_t 
 		db_bind_int(db, st, i, v);
 }
 
-void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out)
+sqlite3_stmt *report_stmt(sqlite3 *db, enum report_section which, const struct report_opts *o)
 {
 	sqlite3_stmt *st = db_prepare(db, report_sql[which]);
 	bind_named(db, st, ":now", o->now);
 	bind_named(db, st, ":win", o->window);
 	bind_named(db, st, ":weeks", o->weeks);
+	return st;
+}
+
+void report_print(sqlite3 *db, enum report_section which, const struct report_opts *o, FILE *out)
+{
+	sqlite3_stmt *st = report_stmt(db, which, o);
 	if (o->table) {
 		fprintf(out, "== %s\n", report_names[which]);
 		sqlrows_table(db, st, out, 0);

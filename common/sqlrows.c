@@ -36,7 +36,7 @@ json_t *sqlrows_array(sqlite3 *db, sqlite3_stmt *st)
 
 static int is_time_column(const char *name)
 {
-	static const char *const names[] = {"since", "ts", "day0", "first_seen", "last_seen",
+	static const char *const names[] = {"at", "since", "ts", "day0", "first_seen", "last_seen",
 	                                    "next_due", "not_before", "expires", NULL};
 	size_t n = strlen(name);
 	if (n > 3 && strcmp(name + n - 3, "_at") == 0)

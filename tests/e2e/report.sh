@@ -464,4 +464,52 @@ check "--help: the usage names the sections" has_line "$T/rout" '^ +.*\[sops\|fa
 rep --db s.db --rules no-such.rules --now $NOW
 rstatus "a missing --rules file: exit 2" 2
 
+# === --html: one well-formed self-contained page whose tables hold the
+# NDJSON report's numbers, on the sops, fatigue and groups fixtures.
+html_agrees() { # NAME DB NOW
+	rep --db "$2" --rules $R --now "$3"
+	cp "$T/rout" "$T/ndjson"
+	rep --db "$2" --rules $R --now "$3" --html "$T/r.html"
+	rstatus "$1: --html exits 0" 0
+	eq "$1: --html prints nothing" "" "$(cat "$T/rout")"
+	eq "$1: --html page mode 0600, no temporary left" "600 0" "$(stat -c %a "$T/r.html") $(ls "$T" | grep -c 'r.html.tmp')"
+	python3 - "$T/r.html" "$T/ndjson" >"$T/hcheck" 2>&1 <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+H = "{http://www.w3.org/1999/xhtml}"
+root = ET.parse(sys.argv[1]).getroot()          # well-formed XML or it raises
+text = open(sys.argv[1], encoding="utf-8").read()
+assert root.find(".//" + H + "script") is None, "a script"
+assert "src=" not in text and "href=" not in text and "@import" not in text and "url(" not in text, "something fetched"
+assert root.find(".//{http://www.w3.org/2000/svg}svg") is not None, "no inline svg"
+recs = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+for sec in ("sops", "fatigue", "groups"):
+    want = [r for r in recs if r["report"] == sec]
+    tab = [t for t in root.iter(H + "table") if t.get("id") == sec]
+    assert len(tab) == 1, sec + ": no table"
+    rows = [[c.text or "" for c in tr] for tr in tab[0].iter(H + "tr")]
+    head, body = rows[0], rows[1:]
+    assert len(body) == len(want), "%s: %d rows, %d records" % (sec, len(body), len(want))
+    for cells, r in zip(body, want):
+        assert set(head) == set(r) - {"report"}, (sec, head)
+        for k, v in zip(head, cells):
+            w = r[k]
+            if w is None:
+                assert v == "-", (sec, k, v)
+            elif isinstance(w, (int, float)):
+                assert float(v) == float(w), (sec, k, v, w)
+            else:
+                assert v == w, (sec, k, v, w)
+print("ok", sum(1 for r in recs))
+PY
+	check "$1: the page is well-formed XHTML, no script or fetch, its tables equal the NDJSON" grep -q '^ok [1-9]' "$T/hcheck"
+	[ -s "$T/hcheck" ] && ! grep -q '^ok' "$T/hcheck" && head -c 600 "$T/hcheck"
+}
+html_agrees "html sops" s.db $NOW
+html_agrees "html fatigue" f.db 2026-11-20T00:00:01+08:00
+html_agrees "html groups" g.db $NOW
+rep --db s.db --rules $R --now $NOW --html "$T/r.html" --table
+rstatus "--html with --table: usage error, exit 2" 2
+rep --db s.db --rules $R --now $NOW --html /nonexistent/dir/r.html
+rstatus "--html to a directory that does not exist: exit 3" 3
+
 finish
