@@ -3,7 +3,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 STD      = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
-LDLIBS   = -lsqlite3 -lcsv -lpcre2-8 -ljansson -lcurl -lcrypto -lm
+LDLIBS   = -lsqlite3 -lcsv -lpcre2-8 -ljansson -lcurl -lcrypto -lxlsxwriter -lm
 PREFIX  ?= /usr/local
 BUILD   ?= build
 BINDIR  ?= bin

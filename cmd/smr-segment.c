@@ -13,6 +13,7 @@
 #include "../common/segment.h"
 #include "../common/tagger.h"
 #include "../common/tagrules.h"
+#include "../common/xlsx.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ struct args {
 	int count, csv, bom, rfm, stages, tiers;
 	const char *fields, *as_tag;
 	long long steps;
+	const char *xlsx;       /* --xlsx FILE */
 	char *expr;             /* the remaining arguments joined by spaces */
 	enum mode mode;
 };
@@ -52,6 +54,8 @@ static void check_args(struct args *a)
 		opts_usage_error(opts_usage(), "--as-tag takes an EXPR (e.g. rfm:at_risk), not --rfm, --stages or --tiers");
 	if (a->as_tag && (a->count || a->csv || a->fields))
 		opts_usage_error(opts_usage(), "--as-tag prints tag changes: no --count, --csv or --fields");
+	if (a->xlsx && (a->csv || a->count || a->as_tag))
+		opts_usage_error(opts_usage(), "--xlsx writes members: no --csv, --count or --as-tag");
 	if (a->as_tag && !tag_name_valid(a->as_tag))
 		opts_usage_error(opts_usage(), "--as-tag: \"%s\" is not a tag name (letters, digits, _)", a->as_tag);
 	a->mode = a->rfm ? MODE_RFM : a->stages ? MODE_STAGES : a->tiers ? MODE_TIERS : MODE_EXPR;
@@ -64,6 +68,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		OPT_FLAG("count", &a->count, "print the number of members only"),
 		OPT_FLAG("csv", &a->csv, "print members as CSV, not NDJSON"),
 		OPT_FLAG("bom", &a->bom, "begin the CSV with a UTF-8 byte order mark (for Excel)"),
+		OPT_STRING("xlsx", "FILE", &a->xlsx, "write members to FILE as an Excel workbook"),
 		OPT_STRING("fields", "LIST", &a->fields, "the columns to print, comma-separated"),
 		OPT_STRING("as-tag", "NAME", &a->as_tag, "make the members hold tag NAME, and only them"),
 		OPT_FLAG("rfm", &a->rfm, "score everyone 1-5 on recency, frequency, money"),
@@ -186,6 +191,14 @@ static sqlite3_stmt *prepare_read(sqlite3 *db, const char *sql)
 	return st;
 }
 
+static void write_xlsx(sqlite3 *db, sqlite3_stmt *st, struct person_lookup *pl, const struct rules *r,
+                       const char *path)
+{
+	char err[512];
+	if (xlsx_members(db, st, pl, r, path, err, sizeof err) < 0)
+		smr_die(SMR_FATAL, "%s", err);
+}
+
 static void print_members(sqlite3 *db, const struct args *a, const struct rules *r, const struct layers *ly,
                           const char *base, const struct members_fmt *fmt)
 {
@@ -194,7 +207,10 @@ static void print_members(sqlite3 *db, const struct args *a, const struct rules 
 	                      *fields ? " JOIN facts AS f ON f.pid = q.pid" : "");
 	sqlite3_stmt *st = prepare_read(db, sql);
 	struct person_lookup *pl = person_lookup_open(db, r);
-	members_print(db, st, pl, r, fmt);
+	if (a->xlsx)
+		write_xlsx(db, st, pl, r, a->xlsx);
+	else
+		members_print(db, st, pl, r, fmt);
 	person_lookup_close(pl);
 	sqlite3_finalize(st);
 	free(sql);
