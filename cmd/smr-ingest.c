@@ -5,6 +5,7 @@
 #include "../common/ingest.h"
 #include "../common/mapping.h"
 #include "../common/opts.h"
+#include "../common/progress.h"
 #include "../common/rules.h"
 #include "../common/source.h"
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct run {
@@ -31,6 +33,9 @@ struct run {
 	struct rules *rules;
 	struct ingest *in;
 	struct ingest_stats st;
+	int quiet;              /* no progress */
+	struct progress *progress;
+	int64_t bytes;          /* of the records read so far */
 };
 
 static void parse_args(struct run *r, int argc, char **argv, int *first)
@@ -42,6 +47,7 @@ static void parse_args(struct run *r, int argc, char **argv, int *first)
 		OPT_STRING("source", "NAME", &r->source_name, "read exports through the rules' source NAME"),
 		OPT_STRING("rejects", "FILE", &r->rejects_path, "append rejected records here, verbatim"),
 		OPT_STRING("batch", "N", &batch, "records per transaction (default 100000 for files, 5000 for streams)"),
+		OPT_FLAG("quiet", &r->quiet, "no progress on standard error"),
 		OPT_END,
 	};
 	*first = opts_parse(argc, argv, table, "[FILE ...]", &r->o);
@@ -172,6 +178,8 @@ static int ingest_source(struct run *r, struct source *src)
 			if (r->spooled && sqlite3_get_autocommit(r->db))
 				flush_rejects(r); /* the batch before them committed */
 		}
+		r->bytes += (int64_t)rec.rawlen + 1;
+		progress_update(r->progress, r->bytes, r->st.read);
 		record_clear(&rec);
 	}
 	if (rc < 0) {
@@ -179,6 +187,20 @@ static int ingest_source(struct run *r, struct source *src)
 		return -1;
 	}
 	return 0;
+}
+
+/* The bytes of the inputs that are regular files (0 if any is not). */
+static int64_t input_size(char **files, int nfiles)
+{
+	int64_t total = 0;
+	for (int i = 0; i < nfiles; i++) {
+		struct stat sb;
+		int rc = strcmp(files[i], "-") == 0 ? fstat(STDIN_FILENO, &sb) : stat(files[i], &sb);
+		if (rc != 0 || !S_ISREG(sb.st_mode))
+			return 0;
+		total += sb.st_size;
+	}
+	return total;
 }
 
 static void print_summary(const struct ingest_stats *st)
@@ -242,6 +264,7 @@ int main(int argc, char **argv)
 	r.db = db;
 	if (!r.batch)
 		r.batch = default_batch(files, nfiles);
+	r.progress = progress_start("ingest", PROGRESS_BYTES, input_size(files, nfiles), "events", r.quiet);
 	r.in = ingest_open(db, r.rules, r.o.now, r.batch);
 	int io_failed = 0;
 	for (int i = 0; i < nfiles && !io_failed; i++) {
@@ -252,6 +275,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nfiles; i++)
 		source_close(srcs[i]);
 	free(srcs);
+	progress_end(r.progress);
 	ingest_close(r.in, &r.st);
 	db_close(db);
 	if (r.rejects) {

@@ -6,6 +6,7 @@
 #include "../common/members.h"
 #include "../common/opts.h"
 #include "../common/person.h"
+#include "../common/progress.h"
 #include "../common/regex.h"
 #include "../common/rfm.h"
 #include "../common/rulebudget.h"
@@ -28,6 +29,7 @@ struct args {
 	const char *fields, *as_tag;
 	long long steps;
 	const char *xlsx;       /* --xlsx FILE */
+	int quiet;              /* no progress */
 	char *expr;             /* the remaining arguments joined by spaces */
 	enum mode mode;
 };
@@ -75,6 +77,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		OPT_FLAG("stages", &a->stages, "everyone's lifecycle stage"),
 		OPT_FLAG("tiers", &a->tiers, "everyone's value tier"),
 		OPT_STRING("rule-steps", "N", &steps, "SQLite steps a segment may take per person"),
+		OPT_FLAG("quiet", &a->quiet, "no progress on standard error"),
 		OPT_END,
 	};
 	int first = opts_parse(argc, argv, table, "[EXPR]", &a->o);
@@ -332,8 +335,12 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 {
 	if (a->mode == MODE_EXPR)
 		warn_unknown_tags(db, tr, se);
-	if (a->mode == MODE_RFM)
+	if (a->mode == MODE_RFM) {
+		struct progress *pg = progress_start("rfm", PROGRESS_COUNT, 0, NULL, a->quiet);
+		progress_watch(pg, db, NULL);
 		rfm_compute(db, a->o.now);
+		progress_end(pg);
+	}
 	char *base = base_sql(a, ly, se);
 	struct members_fmt fmt = {a->csv, a->bom, stdout};
 	struct rule_budget *b = rule_budget_open(db, tr, a->steps);

@@ -22,7 +22,7 @@
 struct args {
 	struct smr_opts o;
 	int64_t late, simulate;
-	int stats;
+	int stats, quiet;
 };
 
 static void parse_args(struct args *a, int argc, char **argv)
@@ -32,6 +32,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		OPT_STRING("late", "DUR", &late, "a step later than this past due is missed (default 2h)"),
 		OPT_STRING("simulate", "DUR", &simulate, "forecast touches per person per day; write nothing"),
 		OPT_FLAG("stats", &a->stats, "print counts on standard error"),
+		OPT_FLAG("quiet", &a->quiet, "no progress on standard error"),
 		OPT_END,
 	};
 	opts_parse(argc, argv, table, NULL, &a->o);
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
 	db_begin(db);
 	if (a.simulate) {
 		struct simulation sim = {.db = db, .rules = r, .tags = tr, .sops = s, .pol = pol, .now = a.o.now,
-		                         .duration = a.simulate, .late = a.late, .rule_steps = RULE_STEPS_DEFAULT};
+		                         .duration = a.simulate, .late = a.late, .rule_steps = RULE_STEPS_DEFAULT,
+		                         .quiet = a.quiet || isatty(STDOUT_FILENO)};
 		simulate_run(&sim, stdout);
 		db_rollback(db);
 	} else {

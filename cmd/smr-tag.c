@@ -6,6 +6,7 @@
 #include "../common/opts.h"
 #include "../common/person.h"
 #include "../common/policy.h"
+#include "../common/progress.h"
 #include "../common/regex.h"
 #include "../common/rulebudget.h"
 #include "../common/rules.h"
@@ -18,10 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct args {
 	struct smr_opts o;
-	int full, check, set, unset, stats;
+	int full, check, set, unset, stats, quiet;
 	long long steps;
 };
 
@@ -35,6 +37,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		OPT_FLAG("unset", &a->unset, "remove the tags named by the records on stdin"),
 		OPT_FLAG("stats", &a->stats, "print counts on standard error"),
 		OPT_STRING("rule-steps", "N", &steps, "SQLite steps a rule may take per person"),
+		OPT_FLAG("quiet", &a->quiet, "no progress on standard error"),
 		OPT_END,
 	};
 	opts_parse(argc, argv, table, NULL, &a->o);
@@ -42,6 +45,14 @@ static void parse_args(struct args *a, int argc, char **argv)
 		a->steps = rule_steps_option(steps, opts_usage());
 	if (a->set + a->unset + a->check > 1)
 		opts_usage_error(opts_usage(), "--set, --unset and --check exclude each other");
+}
+
+static long count_persons(sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM person");
+	long n = db_row(db, st) ? (long)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return n;
 }
 
 /* Manual changes, printed once committed: what was printed has happened. */
@@ -156,8 +167,13 @@ int main(int argc, char **argv)
 		status = manual_tags(db, r, a.set, a.o.now);
 	} else {
 		struct person_lookup *pl = person_lookup_open(db, r);
-		struct tagger_stats st;
+		struct tagger_stats st = {0};
+		struct progress *pg = progress_start(a.full ? "full evaluation" : "evaluation", PROGRESS_COUNT,
+		                                     a.full ? count_persons(db) : 0, "persons",
+		                                     a.quiet || isatty(STDOUT_FILENO)); /* else the records show it */
+		progress_watch(pg, db, &st.evaluated);
 		tagger_run(db, tr, f, pl, a.o.now, a.full, a.steps, stdout, &st);
+		progress_end(pg);
 		if (a.stats)
 			fprintf(stderr, "smr-tag: evaluated %ld persons (%s), %ld tags added, %ld removed\n",
 			        st.evaluated, st.full ? "full" : "incremental", st.added, st.removed);

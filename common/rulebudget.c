@@ -2,6 +2,7 @@
 #include "db.h"
 #include "err.h"
 #include "opts.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ static struct rule_budget *active; /* for the db_fail hook */
 static int progress(void *arg)
 {
 	struct rule_budget *b = arg;
+	progress_poll(); /* the one handler per connection serves both */
 	if (!b->inside)
 		return 0;
 	b->used += GRAIN;
@@ -118,6 +120,8 @@ void rule_budget_arm(struct rule_budget *b, int on)
 	b->inside = 0;
 	b->tripped = 0;
 	sqlite3_progress_handler(b->db, on ? GRAIN : 0, on ? progress : NULL, b);
+	if (!on)
+		progress_rewatch(b->db);
 	if (on)
 		b->old_length = rule_length_limit(b->db, 1, 0);
 	else

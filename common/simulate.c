@@ -4,6 +4,7 @@
 #include "facts.h"
 #include "ndjson.h"
 #include "person.h"
+#include "progress.h"
 #include "sopdue.h"
 #include "tagger.h"
 #include "tstamp.h"
@@ -92,7 +93,11 @@ void simulate_run(const struct simulation *sim, FILE *out)
 	struct tm start;
 	utc_to_local(sim->now, &start);
 	int64_t prev = sim->now;
-	for (int k = 1; k <= (int)(sim->duration / 86400); k++) {
+	int days = (int)(sim->duration / 86400);
+	long done = 0;
+	struct progress *pg = progress_start("simulate", PROGRESS_COUNT, days, "days", sim->quiet);
+	progress_watch(pg, db, &done);
+	for (int k = 1; k <= days; k++, done++) {
 		/* a local day later: 23 or 25 hours across a DST change */
 		int64_t end = local_to_utc(start.tm_year + 1900, start.tm_mon + 1, start.tm_mday + k,
 		                           start.tm_hour, start.tm_min, start.tm_sec);
@@ -108,6 +113,7 @@ void simulate_run(const struct simulation *sim, FILE *out)
 		ndjson_put(out, day_record(db, prev, end, sim->now, cap), JSON_REAL_PRECISION(10));
 		prev = end;
 	}
+	progress_end(pg);
 	db_exec(db, "ROLLBACK TO simulate");
 	db_exec(db, "RELEASE simulate");
 	free(ids);

@@ -25,6 +25,7 @@ struct simulation {
 	const struct policy *pol;
 	int64_t now, duration, late;
 	long long rule_steps;
+	int quiet;                      /* no progress on standard error */
 };
 
 /* One record per local day to OUT: touches, persons, max, p99, mean, the
