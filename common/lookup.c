@@ -86,7 +86,7 @@ int lookup_resolve(sqlite3 *db, const struct rules *r, const char *id, int64_t *
 /* ---- the record's sections --------------------------------------------- */
 
 const char *const lookup_section_names[LOOKUP_NSECTIONS] = {
-	"identities", "facts", "tags", "tag_log", "enrollments", "touches", "events",
+	"identities", "facts", "tags", "tag_log", "enrollments", "touches", "events", "merges", "conflicts",
 };
 
 static const char *const section_sql[LOOKUP_NSECTIONS] = {
@@ -100,6 +100,9 @@ static const char *const section_sql[LOOKUP_NSECTIONS] = {
 	"FROM touch WHERE pid = ?1 ORDER BY due_at, id",
 	"SELECT * FROM (SELECT eid, id, type, ts, item, amount, channel, text, expires, group_id, staff, props "
 	"  FROM event WHERE pid = ?1 ORDER BY ts DESC, eid DESC LIMIT ?2) ORDER BY ts, eid",
+	"SELECT at, merged, event_id, kind, value FROM merge_log WHERE survivor = ?1 ORDER BY rowid",
+	"SELECT at, event_id, pid, kind, value, other_pid, reason FROM conflict_log "
+	"WHERE pid = ?1 OR other_pid = ?1 ORDER BY rowid",
 };
 
 sqlite3_stmt *lookup_section(sqlite3 *db, enum lookup_section s, int64_t pid, int events)

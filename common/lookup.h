@@ -23,7 +23,7 @@ int lookup_resolve(sqlite3 *db, const struct rules *r, const char *id, int64_t *
 /* The sections of a person's record, in print order. */
 enum lookup_section {
 	LOOKUP_IDENTITIES, LOOKUP_FACTS, LOOKUP_TAGS, LOOKUP_TAG_LOG, LOOKUP_ENROLLMENTS,
-	LOOKUP_TOUCHES, LOOKUP_EVENTS, LOOKUP_NSECTIONS
+	LOOKUP_TOUCHES, LOOKUP_EVENTS, LOOKUP_MERGES, LOOKUP_CONFLICTS, LOOKUP_NSECTIONS
 };
 extern const char *const lookup_section_names[LOOKUP_NSECTIONS];
 /* The statement of a section for PID (facts needs the facts view);

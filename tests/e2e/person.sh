@@ -51,6 +51,9 @@ R=p.rules
 	ev u1-1 add_cart 2026-11-02T10:00:00+08:00 U1 ',"item":"SKU-A","phone":"+86 138-0013-8000"'
 	ev u2-1 add_cart 2026-11-02T10:00:00+08:00 U2 ',"item":"SKU-A"'
 	ev u3-1 view 2026-11-02T10:00:00+08:00 U3
+	ev u5-1 view 2026-11-02T10:00:00+08:00 U5
+	printf '%s\n' '{"id":"p6-1","type":"view","ts":"2026-11-02T10:00:00+08:00","phone":"13900000006"}'
+	ev m-1 view 2026-11-02T11:00:00+08:00 U5 ',"phone":"13900000006"'
 } >d1.ndjson
 ingest "day 0" p.db $R d1.ndjson
 tag --db p.db --rules $R --now 2026-11-02T10:05:00+08:00
@@ -90,7 +93,7 @@ pstatus "no ID: usage, exit 2" 2
 
 # === the record of U1, every section (hand-computed)
 person --db p.db --rules $R --now $NOW unionid:U1
-eq "record: sections" "enrollments,events,facts,identities,pid,tag_log,tags,touches" \
+eq "record: sections" "conflicts,enrollments,events,facts,identities,merges,pid,tag_log,tags,touches" \
 	"$(js '",".join(sorted(o))' | tr -d ' ')"
 eq "record: identities (phone normalised)" "phone=13800138000 unionid=U1" \
 	"$(js '" ".join("%s=%s" % (i["kind"], i["value"]) for i in o["identities"])')"
@@ -105,6 +108,12 @@ eq "record: the enrollment exited on the order" "cart_A_followup exited entered 
 eq "record: the touch with state (sent) and reason (none)" "0 sent None" \
 	"$(js '";".join("%s %s %s" % (t["step"], t["state"], t["reason"]) for t in o["touches"])')"
 eq "record: recent events, oldest first" "add_cart,order" "$(js '",".join(e["type"] for e in o["events"])')"
+eq "record: no merges, no conflicts" "[] []" "$(js '"%s %s" % (o["merges"], o["conflicts"])')"
+person --db p.db --rules $R --now $NOW U5
+eq "record: the merge that joined U5 and the phone-only person, with the identifier" \
+	"m-1 phone 13900000006" "$(js '";".join("%s %s %s" % (m["event_id"], m["kind"], m["value"]) for m in o["merges"])')"
+person --db p.db --rules $R --now $NOW 13900000006
+eq "the merged person's phone finds the survivor" "$(pid_of p.db U5)" "$(js 'o["pid"]')"
 person --db p.db --rules $R --now $NOW --events 1 unionid:U1
 eq "--events 1: the latest event only" "order" "$(js '",".join(e["type"] for e in o["events"])')"
 
@@ -153,6 +162,17 @@ person --db p.db --rules $R --now $NOW --table --explain cart_A unionid:U1
 check "--table --explain: a part indented with its value" grep -q '^  1  <-  count(.add_cart., .7d., .SKU-A.) > 0$' "$T/pout"
 person --db p.db --rules $R --now $NOW --table --why cart_A_followup unionid:U1
 check "--table --why: the exit and each step" grep -q 'exited: entered first_purchase' "$T/pout"
+
+# === a writer holding the lock does not stop a look-up (WAL readers)
+{ echo "BEGIN IMMEDIATE;"; echo "DELETE FROM tag;"; sleep 2; echo "ROLLBACK;"; } | sqlite3 p.db &
+holder=$!
+sleep 0.3
+start=$(date +%s)
+person --db p.db --rules $R --now $NOW unionid:U1
+pstatus "a look-up while another run holds the write lock: exit 0" 0
+eq "a look-up while another run holds the write lock: answered at once, from committed data" "1 first_purchase" \
+	"$(( $(date +%s) - start < 2 )) $(js '",".join(t["tag"] for t in o["tags"])')"
+wait "$holder"
 
 # === hashed phones: the bare number is normalised, then hashed
 sed 's/^identity phone priority 2 max 1$/identity phone priority 2 max 1 hash/' p.rules >h.rules
