@@ -30,8 +30,9 @@ const struct sender_sql sender_hot_sql[] = {
 	[Q_CLAIM] = {"claim",
 		"UPDATE touch SET state = 'claimed', claimed_by = ?2, claimed_at = ?3 "
 		"WHERE id = ?1 AND state IN ('queued', 'deferred') AND coalesce(not_before, 0) <= ?3"},
-	[Q_RECORD] = {"record",
-		"UPDATE touch SET state = ?2, reason = ?3, not_before = ?4, rendered = coalesce(?5, rendered), "
+	[Q_RECORD] = {"record", /* a touch sent after a deferral keeps why it was deferred */
+		"UPDATE touch SET state = ?2, reason = CASE WHEN ?2 = 'sent' AND ?3 IS NULL THEN reason ELSE ?3 END, "
+		"not_before = ?4, rendered = coalesce(?5, rendered), "
 		"sent_at = CASE WHEN ?2 = 'sent' THEN ?6 ELSE sent_at END WHERE id = ?1"},
 	[Q_RELEASE] = {"release",
 		"UPDATE touch SET state = 'queued', claimed_by = NULL, claimed_at = NULL, reason = ?2 "
