@@ -94,9 +94,9 @@ static const char *const section_sql[LOOKUP_NSECTIONS] = {
 	"SELECT * FROM facts WHERE pid = ?1",
 	"SELECT tag, since, source FROM tag WHERE pid = ?1 ORDER BY since, tag",
 	"SELECT seq, tag, op, at, source, detail FROM tag_log WHERE pid = ?1 ORDER BY seq",
-	"SELECT id, sop, trigger_tag, day0, started_at, state, ended_at, exit_reason, next_step, next_due "
+	"SELECT id, sop, trigger_tag, day0, started_at, state, ended_at, exit_reason, next_step, next_due, holdout "
 	"FROM enrollment WHERE pid = ?1 ORDER BY day0, id",
-	"SELECT id, sop, step, due_at, channel, content, state, reason, not_before, sent_at "
+	"SELECT id, sop, step, step_key, due_at, channel, content, state, reason, not_before, sent_at "
 	"FROM touch WHERE pid = ?1 ORDER BY due_at, id",
 	"SELECT * FROM (SELECT eid, id, type, ts, item, amount, channel, text, expires, group_id, staff, props "
 	"  FROM event WHERE pid = ?1 ORDER BY ts DESC, eid DESC LIMIT ?2) ORDER BY ts, eid",
@@ -227,12 +227,12 @@ static json_t *why_steps(sqlite3 *db, const struct sop *sop, sqlite3_stmt *en, i
 	const char *state = (const char *)sqlite3_column_text(en, 5);
 	int64_t ended = sqlite3_column_type(en, 6) == SQLITE_NULL ? now : sqlite3_column_int64(en, 6);
 	sqlite3_stmt *t = db_prepare(db, "SELECT id AS touch, due_at, state AS decision, reason, not_before, sent_at, "
-	                                 "channel, content FROM touch WHERE enrollment = ?1 AND step = ?2");
+	                                 "channel, content FROM touch WHERE enrollment = ?1 AND step_key = ?2");
 	json_t *arr = json_array();
 	for (size_t i = 0; i < sop->nsteps; i++) {
 		const struct sop_step *s = &sop->steps[i];
 		db_bind_int(db, t, 1, id);
-		db_bind_int(db, t, 2, (int64_t)i);
+		db_bind_text(db, t, 2, s->key);
 		json_t *o;
 		if (db_row(db, t)) {
 			o = sqlrows_object(t);
@@ -244,6 +244,7 @@ static json_t *why_steps(sqlite3 *db, const struct sop *sop, sqlite3_stmt *en, i
 		}
 		sqlite3_reset(t);
 		json_object_set_new(o, "step", json_integer((json_int_t)i));
+		json_object_set_new(o, "step_key", json_string(s->key));
 		json_object_set_new(o, "at", step_text(s));
 		json_array_append_new(arr, o);
 	}
@@ -267,7 +268,7 @@ json_t *lookup_why(sqlite3 *db, const struct sop *sop, int64_t pid, int64_t now)
 {
 	json_t *held = held_tag(db, sop->trigger, pid);
 	sqlite3_stmt *en = db_prepare(db,
-		"SELECT id, sop, trigger_tag, day0, started_at, state, ended_at, exit_reason, next_step, next_due "
+		"SELECT id, sop, trigger_tag, day0, started_at, state, ended_at, exit_reason, next_step, next_due, holdout "
 		"FROM enrollment WHERE pid = ?1 AND sop = ?2 ORDER BY day0, id");
 	db_bind_int(db, en, 1, pid);
 	db_bind_text(db, en, 2, sop->name);
