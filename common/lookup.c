@@ -200,10 +200,17 @@ json_t *lookup_explain(sqlite3 *db, const struct tagrules *tr, const struct cond
 
 /* ---- --why SOP ---------------------------------------------------------- */
 
+/* The step's offset as an operator writes it: "1d 12:00" or "+30m". */
 static json_t *step_text(const struct sop_step *s)
 {
+	static const struct { int64_t secs; char unit; } units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
 	char buf[32];
 	snprintf(buf, sizeof buf, "%dd %02d:%02d", s->day, s->hour, s->minute);
+	for (size_t i = 0; s->relative && i < sizeof units / sizeof units[0]; i++)
+		if (s->after % units[i].secs == 0) {
+			snprintf(buf, sizeof buf, "+%lld%c", (long long)(s->after / units[i].secs), units[i].unit);
+			break;
+		}
 	return json_string(buf);
 }
 

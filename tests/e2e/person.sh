@@ -154,6 +154,26 @@ eq "--why U3: not enrolled, and why" "does not hold the trigger tag" "$(js 'o["n
 person --db p.db --rules $R --now $NOW --why nosuch unionid:U1
 pstatus "--why of an unknown SOP: exit 2" 2
 
+# relative steps (step +30m) are shown as written
+cat >rel.rules <<'EOF2'
+timezone Asia/Shanghai
+tag cart_A when count('add_cart', '7d', 'SKU-A') > 0
+sop s
+  trigger cart_A
+  step +30m private a
+  step 1d 12:00 private b
+end
+content a private "x"
+content b private "y"
+EOF2
+ingest "relative fixture" rel.db rel.rules d1.ndjson
+tag --db rel.db --rules rel.rules --now 2026-11-02T10:05:00+08:00
+due --db rel.db --rules rel.rules --now 2026-11-02T10:40:00+08:00
+person --db rel.db --rules rel.rules --now 2026-11-02T10:40:00+08:00 --why s U1
+eq "--why with a relative step: +30m queued at day 0 + 30 min, 1d 12:00 not yet due" \
+	"+30m queued $(ep 2026-11-02T10:35:00+08:00);1d 12:00 none $(ep 2026-11-03T12:00:00+08:00)" \
+	"$(js '";".join("%s %s %s" % (s["at"], s["decision"], s["due_at"]) for s in o["enrollments"][0]["steps"])')"
+
 # === --table
 person --db p.db --rules $R --now $NOW --table unionid:U1
 check "--table: sections headed" grep -q '^-- touches' "$T/pout"
