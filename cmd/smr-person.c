@@ -7,6 +7,7 @@
 #include "../common/ndjson.h"
 #include "../common/opts.h"
 #include "../common/regex.h"
+#include "../common/rulebudget.h"
 #include "../common/rules.h"
 #include "../common/sop.h"
 #include "../common/sqlrows.h"
@@ -210,8 +211,14 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 	for (int i = 0; i < n; i++) {
 		if (!cond && !sop)
 			print_record(db, a, pids[i]);
-		if (cond)
-			emit(a, lookup_explain(db, tr, cond, pids[i]), table_explain);
+		if (cond) {
+			struct rule_budget *rb = rule_budget_open(db, tr, RULE_STEPS_DEFAULT);
+			rule_budget_arm(rb, 1);
+			json_t *e = lookup_explain(db, tr, cond, pids[i]);
+			rule_budget_arm(rb, 0);
+			rule_budget_close(rb);
+			emit(a, e, table_explain);
+		}
 		if (sop)
 			emit(a, lookup_why(db, sop, pids[i], a->o.now), table_why);
 	}

@@ -3,6 +3,7 @@
 #include "err.h"
 #include "event.h"
 #include "ruleexpr.h"
+#include "rulebudget.h"
 #include "sqlrows.h"
 #include "tstamp.h"
 
@@ -120,19 +121,28 @@ sqlite3_stmt *lookup_section(sqlite3 *db, enum lookup_section s, int64_t pid, in
 
 /* The value of one piece of a condition for PID, as JSON; an error
  * message as {"error": ...} (a piece that is no expression on its own). */
-static json_t *part_value(sqlite3 *db, const char *text, int64_t pid)
+static json_t *part_value(sqlite3 *db, int rule, const char *text, int64_t pid)
 {
 	struct ruleexpr re;
 	char why[200];
 	size_t off;
 	if (ruleexpr_rewrite(text, &re, why, sizeof why, &off) != 0)
 		return json_pack("{s:s}", "error", why);
+	/* checked read-only as written, then run wrapped in the rule budget */
 	char *sql = xasprintf("SELECT (%s\n) FROM facts WHERE pid = ?1", re.sql);
 	sqlite3_stmt *st = NULL;
 	json_t *v;
 	rules_sandbox(db, 1);
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	rules_sandbox(db, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	free(sql);
+	char *wrapped = rule_budget_wrap(rule, re.sql);
+	sql = xasprintf("SELECT %s FROM facts WHERE pid = ?1", wrapped);
+	free(wrapped);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		v = json_pack("{s:s}", "error", sqlite3_errmsg(db));
 	} else {
@@ -179,7 +189,7 @@ json_t *lookup_explain(sqlite3 *db, const struct tagrules *tr, const struct cond
 	json_t *arr = json_array(), *value = json_null();
 	for (size_t i = 0; i < n; i++) {
 		char *text = xstrndup(c->expr + parts[i].start, parts[i].len);
-		json_t *v = part_value(db, text, pid);
+		json_t *v = part_value(db, (int)(c - tr->tags), text, pid);
 		if (i == 0)
 			value = json_incref(v);
 		json_array_append_new(arr, json_pack("{s:s, s:i, s:o}", "expr", text, "depth", parts[i].depth, "value", v));
