@@ -19,12 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-	"smr-person [--db PATH] [--rules PATH] [--now TIME] [--table] [--events N]\n"
-	"                  [--explain TAG] [--why SOP] ID";
-
-enum { OPT_TABLE = 1, OPT_EVENTS, OPT_EXPLAIN, OPT_WHY };
-
 #define MAX_MATCHES 20
 
 struct args {
@@ -35,31 +29,21 @@ struct args {
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		SMR_COMMON_OPTIONS,
-		{"table", no_argument, NULL, OPT_TABLE},
-		{"events", required_argument, NULL, OPT_EVENTS},
-		{"explain", required_argument, NULL, OPT_EXPLAIN},
-		{"why", required_argument, NULL, OPT_WHY},
-		{NULL, 0, NULL, 0},
+	const char *events = NULL;
+	const struct opt table[] = {
+		OPT_FLAG("table", &a->table, "aligned text for a person at a terminal"),
+		OPT_STRING("events", "N", &events, "recent events to show (default 20)"),
+		OPT_STRING("explain", "TAG", &a->explain, "the tag's condition, each part with its value"),
+		OPT_STRING("why", "SOP", &a->why, "the SOP's enrollments and each step's decision"),
+		OPT_END,
 	};
-	int c;
-	a->events = 20;
-	while ((c = opts_next(argc, argv, longopts, &a->o, usage)) != -1) {
-		switch (c) {
-		case OPT_TABLE: a->table = 1; break;
-		case OPT_EXPLAIN: a->explain = optarg; break;
-		case OPT_WHY: a->why = optarg; break;
-		case OPT_EVENTS:
-			if ((a->events = (int)opts_int(optarg)) < 0 || a->events > 10000)
-				opts_usage_error(usage, "--events needs 0 to 10000");
-			break;
-		}
-	}
-	if (argc - optind != 1)
-		opts_usage_error(usage, "give one ID (kind:value, a bare value or pid:N)");
-	a->id = argv[optind];
-	opts_defaults(&a->o);
+	int first = opts_parse(argc, argv, table, "ID", &a->o);
+	a->events = events ? (int)opts_int(events) : 20;
+	if (a->events < 0 || a->events > 10000)
+		opts_usage_error(opts_usage(), "--events needs 0 to 10000");
+	if (argc - first != 1)
+		opts_usage_error(opts_usage(), "give one ID (kind:value, a bare value or pid:N)");
+	a->id = argv[first];
 }
 
 static void put_time(FILE *out, const char *label, json_t *v)
