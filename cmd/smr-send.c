@@ -4,11 +4,13 @@
 #include "../common/opts.h"
 #include "../common/person.h"
 #include "../common/policy.h"
+#include "../common/reconcile.h"
 #include "../common/rules.h"
 #include "../common/sender.h"
 #include "../common/sop.h"
 #include "../common/source.h"
 #include "../common/transport.h"
+#include "../common/wecom.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -18,18 +20,19 @@
 struct args {
 	struct smr_opts o;
 	const char *transport, *limit_arg;
-	int queued, dry_run, stats;
+	int queued, dry_run, stats, reconcile;
 	long limit;
 };
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	const struct opt table[] = {
-		OPT_STRING("transport", "SPEC", &a->transport, "where messages go: file:, exec: or webhook: (else $SMR_TRANSPORT)"),
+		OPT_STRING("transport", "SPEC", &a->transport, "where messages go: file:, exec:, webhook: or wecom: (else $SMR_TRANSPORT)"),
 		OPT_FLAG("queued", &a->queued, "send every queued touch that is due, instead of reading stdin"),
 		OPT_FLAG("dry-run", &a->dry_run, "apply the policy and render; send and change nothing"),
 		OPT_STRING("limit", "N", &a->limit_arg, "take at most N touches"),
 		OPT_FLAG("stats", &a->stats, "print counts on standard error"),
+		OPT_FLAG("reconcile", &a->reconcile, "settle the open WeCom tasks (with --transport wecom:); send nothing"),
 		OPT_END,
 	};
 	opts_parse(argc, argv, table, NULL, &a->o);
@@ -37,6 +40,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 		opts_usage_error(opts_usage(), "--limit needs a positive integer");
 	if (!a->transport)
 		a->transport = getenv("SMR_TRANSPORT");
+	if (a->reconcile && (a->dry_run || (a->transport && strncmp(a->transport, "wecom:", 6) != 0)))
+		opts_usage_error(opts_usage(), "--reconcile needs the wecom: transport and no --dry-run");
 	if (!a->transport && !a->dry_run)
 		opts_usage_error(opts_usage(), "--transport (or $SMR_TRANSPORT) is needed, e.g. file:out.ndjson");
 }
@@ -68,6 +73,27 @@ static long read_input(struct sender *snd)
 	return rejected;
 }
 
+/* --reconcile: settle the open WeCom tasks; nothing is sent. */
+static int reconcile(const struct args *a, sqlite3 *db, struct wecom *wc, struct policy *pol, struct sops *sops,
+                     struct rules *r)
+{
+	if (!wc)
+		smr_die(SMR_USAGE, "--reconcile needs --transport wecom:");
+	struct reconcile_stats st;
+	reconcile_run(wc, db, a->o.now, stdout, &st);
+	if (a->stats)
+		fprintf(stderr, "smr-send: reconciled %ld tasks: delivered %ld, not_friend %ld, over_platform_limit %ld, "
+		        "unconfirmed %ld, cancelled %ld, reminded %ld, errors %ld; %ld API calls\n", st.tasks, st.delivered,
+		        st.not_friend, st.over_limit, st.unconfirmed, st.cancelled, st.reminded, st.errors,
+		        wecom_stats(wc)->calls);
+	wecom_close(wc);
+	db_close(db);
+	policy_free(pol);
+	sops_free(sops);
+	rules_free(r);
+	return st.errors ? SMR_PARTIAL : SMR_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a = {0};
@@ -83,16 +109,24 @@ int main(int argc, char **argv)
 	opts_resolve_now(&a.o);
 	char err[256];
 	struct transport *t = NULL;
-	if (a.transport && !a.dry_run && !(t = transport_open(a.transport, err, sizeof err)))
+	int wecom = a.transport && !a.dry_run && strncmp(a.transport, "wecom:", 6) == 0;
+	if (a.transport && !a.dry_run && !wecom && !(t = transport_open(a.transport, err, sizeof err)))
 		smr_die(SMR_USAGE, "--transport: %s", err);
 	/* a closed standard output is an error to handle (exit 3, nothing
 	 * left claimed), not a signal that kills the run mid-touch */
 	signal(SIGPIPE, SIG_IGN);
 	sqlite3 *db = db_open(a.o.db);
+	struct wecom *wc = NULL;
+	if (wecom && !(wc = wecom_open(a.transport + 6, db, a.o.db, a.o.now, err, sizeof err)))
+		smr_die(SMR_USAGE, "--transport: %s", err);
+	if (a.reconcile)
+		return reconcile(&a, db, wc, pol, sops, r);
 	struct person_lookup *pl = person_lookup_open(db, r);
 	struct sender *s = sender_open(db, sops, pol, pl, t, a.o.now, a.o.now_arg != NULL, a.dry_run, stdout);
+	if (wc)
+		sender_use_wecom(s, wc);
 	long rejected = a.queued ? 0 : read_input(s);
-	if (t)
+	if (t || wc)
 		sender_recover(s);
 	sender_run(s, a.queued, a.limit);
 	struct send_stats st;
@@ -100,7 +134,11 @@ int main(int argc, char **argv)
 	if (a.stats)
 		fprintf(stderr, "smr-send: sent %ld, deferred %ld, suppressed %ld, failed %ld, unknown %ld, skipped %ld\n",
 		        st.sent, st.deferred, st.suppressed, st.failed, st.unknown, st.skipped);
+	if (a.stats && wc)
+		fprintf(stderr, "smr-send: wecom: %ld API calls, %ld tokens fetched, %ld tasks created\n",
+		        wecom_stats(wc)->calls, wecom_stats(wc)->tokens, wecom_stats(wc)->tasks);
 	person_lookup_close(pl);
+	wecom_close(wc);
 	db_close(db);
 	transport_close(t);
 	policy_free(pol);

@@ -18,8 +18,9 @@ const char *const report_names[NREPORTS] = {"sops", "fatigue", "groups"};
  * fields are NULL until one has. Uplift is the difference of conversion
  * rates with a 95% normal confidence interval. */
 static const char sops_sql[] =
-	"WITH t AS (SELECT sop, step, pid, state, CASE WHEN state = 'sent' THEN sent_at ELSE due_at END AS at "
-	"  FROM touch WHERE state IN ('sent', 'holdout')), "
+	"WITH t AS (SELECT sop, step, pid, CASE WHEN state = 'holdout' THEN state ELSE 'sent' END AS state, "
+	"  CASE WHEN state = 'holdout' THEN due_at ELSE sent_at END AS at "
+	"  FROM touch WHERE state IN ('sent', 'delivered', 'holdout')), "
 	"m AS (SELECT t.*, EXISTS (SELECT 1 FROM event o WHERE o.pid = t.pid AND o.type = 'order' "
 	"    AND o.ts > t.at AND o.ts <= t.at + :win) AS conv, "
 	"  (SELECT coalesce(sum(o.amount), 0) FROM event o WHERE o.pid = t.pid AND o.type = 'order' "
@@ -31,13 +32,15 @@ static const char sops_sql[] =
 	"  FROM m GROUP BY sop, step), "
 	"p AS (SELECT *, CASE WHEN n1 > 0 THEN 1.0 * c1 / n1 END AS p1, CASE WHEN n2 > 0 THEN 1.0 * c2 / n2 END AS p2 FROM g), "
 	"st AS (SELECT sop, step, min(created_at) AS first_touch FROM touch WHERE state IN ('queued', 'claimed', 'sent', "
-	"  'deferred', 'suppressed', 'failed', 'unknown', 'missed', 'skipped', 'holdout') AND created_at <= :now "
+	"  'deferred', 'suppressed', 'failed', 'unknown', 'missed', 'skipped', 'holdout', 'task_created', 'delivered', "
+	"  'not_friend', 'over_platform_limit', 'unconfirmed', 'cancelled') AND created_at <= :now "
 	"  GROUP BY sop, step) "
 	"SELECT st.sop, st.step, "
 	"  (SELECT count(*) FROM enrollment e WHERE e.sop = st.sop) AS enrolled, "
 	"  (SELECT count(*) FROM enrollment e WHERE e.sop = st.sop AND e.exit_reason LIKE 'entered %') AS exited_converted, "
-	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state = 'sent') AS sent, "
-	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state IN ('suppressed', 'missed', 'skipped')) AS not_sent, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state IN ('sent', 'delivered')) AS sent, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state IN ('suppressed', 'missed', 'skipped', "
+	"    'not_friend', 'over_platform_limit', 'unconfirmed', 'cancelled')) AS not_sent, "
 	"  n1 AS touched, c1 AS touched_orders, round(p1, 4) AS touched_rate, "
 	"  round(coalesce(r1, 0) / 100.0 / nullif(n1, 0), 2) AS touched_revenue_per_person, "
 	"  n2 AS holdout, c2 AS holdout_orders, round(p2, 4) AS holdout_rate, "
@@ -50,7 +53,7 @@ static const char sops_sql[] =
 /* Touches sent per person per week, the last :weeks weeks. */
 static const char fatigue_sql[] =
 	"WITH pw AS (SELECT pid, (:now - sent_at) / 604800 AS wk, count(*) AS n FROM touch "
-	"  WHERE state = 'sent' AND sent_at <= :now AND sent_at > :now - :weeks * 604800 GROUP BY pid, wk) "
+	"  WHERE state IN ('sent', 'delivered') AND sent_at <= :now AND sent_at > :now - :weeks * 604800 GROUP BY pid, wk) "
 	"SELECT wk AS weeks_ago, count(*) AS persons, sum(n) AS touches, round(avg(n), 2) AS mean, max(n) AS max, "
 	"  sum(n = 1) AS one, sum(n = 2) AS two, sum(n = 3) AS three, sum(n = 4) AS four, sum(n >= 5) AS five_plus "
 	"FROM pw GROUP BY wk ORDER BY wk";

@@ -181,5 +181,33 @@ const char *const smr_migrations[] = {
 	 * plan depends on ANALYZE statistics (issue 14's quadratic send) */
 	"CREATE INDEX touch_person ON touch(pid, state, sent_at);\n"
 	"CREATE INDEX touch_queue ON touch(pid, priority DESC, due_at) WHERE state IN ('queued', 'deferred');\n",
+	/* 6: WeCom delivery. staff_link is derived from friend_add /
+	 * friend_delete events (and WeCom's callback names), so merges and
+	 * late events need no upkeep; wecom_task is one add_msg_template
+	 * attempt, recorded before the call; a touch names its task and the
+	 * external_userid it was addressed to. */
+	"CREATE VIEW staff_link AS\n"
+	"  SELECT a.staff AS staff, a.pid AS pid, a.ts AS since,\n"
+	"    (SELECT min(d.ts) FROM event d WHERE d.pid = a.pid AND d.staff = a.staff AND d.ts >= a.ts\n"
+	"       AND d.type IN ('friend_delete', 'del_external_contact', 'del_follow_user')) AS until\n"
+	"  FROM event a WHERE a.type IN ('friend_add', 'add_external_contact') AND a.staff IS NOT NULL;\n"
+	"CREATE TABLE wecom_task(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  staff TEXT NOT NULL,\n"
+	"  text TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL CHECK (state IN ('attempting', 'created', 'failed', 'done', 'cancelled')),\n"
+	"  msgid TEXT UNIQUE,\n"
+	"  started_at INTEGER NOT NULL,\n"
+	"  created_at INTEGER,\n"
+	"  deadline INTEGER NOT NULL,\n"
+	"  reminded INTEGER NOT NULL DEFAULT 0,\n"
+	"  reminded_at INTEGER,\n"
+	"  claimed_by TEXT,\n"
+	"  reason TEXT\n"
+	");\n"
+	"CREATE INDEX wecom_task_open ON wecom_task(state) WHERE state IN ('attempting', 'created');\n"
+	"ALTER TABLE touch ADD COLUMN wecom_task INTEGER;\n"
+	"ALTER TABLE touch ADD COLUMN wecom_to TEXT;\n"
+	"CREATE INDEX touch_wecom_task ON touch(wecom_task) WHERE wecom_task IS NOT NULL;\n",
 	NULL
 };

@@ -2,6 +2,8 @@
 #include "db.h"
 #include "err.h"
 #include "render.h"
+#include "staff.h"
+#include "wecom.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -20,8 +22,17 @@
 enum {
 	Q_CLAIM, Q_RECORD, Q_RELEASE, Q_ENROLLMENT, Q_ENTERED, Q_TAG, Q_DEDUP, Q_RECENT,
 	Q_UNANSWERED, Q_LAST_RESPONSE, Q_ITEM, Q_ATTRS, Q_QUEUE_END, Q_QUEUE_PAGE,
-	Q_INPUT_END, Q_INPUT_PAGE, NQ
+	Q_INPUT_END, Q_INPUT_PAGE, NQ,
+	/* WECOM: prepared by staff.c and wecom.c, listed here for their plans */
+	Q_STAFF_PICK = NQ, Q_STAFF_EXTUID, Q_WECOM_LIMIT, Q_WECOM_LINK, Q_WECOM_OUTCOME, NHOT
 };
+
+/* The states that hold a place in caps, dedup and fatigue, by the time
+ * they count from: sent_at (sent; WECOM: task_created holds its place
+ * until reconciled, delivered reached the person) or claimed_at (claimed
+ * or unknown: they may have gone out). not_friend, over_platform_limit,
+ * unconfirmed and cancelled free it. */
+#define SENT_STATES "('sent', 'task_created', 'delivered')"
 
 #define TOUCH_COLUMNS "t.id, t.pid, t.enrollment, t.step, t.priority, t.due_at, t.sop, t.channel, t.content, " \
                       "coalesce(t.staff, '')"
@@ -47,18 +58,19 @@ const struct sender_sql sender_hot_sql[] = {
 	/* the same content sent, or claimed or unknown (it may have gone out) */
 	[Q_DEDUP] = {"dedup",
 		"SELECT 1 FROM touch INDEXED BY touch_person "
-		"WHERE pid = ?1 AND state = 'sent' AND sent_at > ?3 AND content = ?2 AND id <> ?4 "
+		"WHERE pid = ?1 AND state IN " SENT_STATES " AND sent_at > ?3 AND content = ?2 AND id <> ?4 "
 		"UNION ALL SELECT 1 FROM touch INDEXED BY touch_person "
 		"WHERE pid = ?1 AND state IN ('claimed', 'unknown') AND claimed_at > ?3 AND content = ?2 AND id <> ?4"},
 	/* the touches caps count: sent, and claimed or unknown (they may have
 	 * gone out), with the time each counts from */
 	[Q_RECENT] = {"recent",
 		"SELECT sent_at, channel FROM touch INDEXED BY touch_person "
-		"WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2 AND id <> ?3 "
+		"WHERE pid = ?1 AND state IN " SENT_STATES " AND sent_at > ?2 AND id <> ?3 "
 		"UNION ALL SELECT claimed_at, channel FROM touch INDEXED BY touch_person "
 		"WHERE pid = ?1 AND state IN ('claimed', 'unknown') AND claimed_at > ?2 AND id <> ?3"},
 	[Q_UNANSWERED] = {"unanswered",
-		"SELECT (SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 AND state = 'sent' AND sent_at > ?2) "
+		"SELECT (SELECT count(*) FROM touch INDEXED BY touch_person "
+		"WHERE pid = ?1 AND state IN " SENT_STATES " AND sent_at > ?2) "
 		"+ (SELECT count(*) FROM touch INDEXED BY touch_person "
 		"WHERE pid = ?1 AND state = 'claimed' AND claimed_at > ?2 AND id <> ?3)"},
 	[Q_LAST_RESPONSE] = {"last_response",
@@ -81,7 +93,12 @@ const struct sender_sql sender_hot_sql[] = {
 	[Q_INPUT_PAGE] = {"input_page",
 		"SELECT " TOUCH_COLUMNS " FROM temp.send_input i JOIN touch t ON t.id = i.id "
 		"WHERE i.pid > ?1 AND i.pid <= ?2 AND ?3 = ?3 ORDER BY t.pid, t.priority DESC, t.due_at, t.id"},
-	[NQ] = {NULL, NULL},
+	[Q_STAFF_PICK] = {"staff_pick", staff_pick_sql},
+	[Q_STAFF_EXTUID] = {"staff_extuid", staff_extuid_sql},
+	[Q_WECOM_LIMIT] = {"wecom_limit", wecom_limit_sql},
+	[Q_WECOM_LINK] = {"wecom_link", wecom_link_sql},
+	[Q_WECOM_OUTCOME] = {"wecom_outcome", wecom_outcome_sql},
+	[NHOT] = {NULL, NULL},
 };
 
 const char sender_input_schema[] =
@@ -92,6 +109,8 @@ struct touch {
 	int64_t id, pid, enrollment, due_at;
 	int step, priority;
 	char sop[64], channel[64], content[64], staff[128];
+	char to[128];         /* WECOM: the external_userid it goes to */
+	int64_t window_end;   /* the end of its SOP window, once decided */
 };
 
 /* One touch of a batch and what became of it. */
@@ -112,6 +131,7 @@ struct sender {
 	const struct policy *pol;
 	struct person_lookup *pl;
 	struct transport *t;
+	struct wecom *wc;      /* WECOM: private touches go through WeCom */
 	int64_t now;
 	int fixed_now, dry_run;
 	FILE *out;
@@ -200,7 +220,7 @@ struct sender *sender_open(sqlite3 *db, const struct sops *sops, const struct po
 	                     .fixed_now = fixed_now, .dry_run = dry_run, .out = out};
 	run_id(s->me, sizeof s->me);
 	db_exec(db, sender_input_schema);
-	for (int i = 0; i < NQ; i++)
+	for (int i = 0; i < NQ; i++) /* the WECOM ones are prepared where they are used */
 		s->q[i] = db_prepare(db, sender_hot_sql[i].sql);
 	for (size_t i = 0; i < pol->ncaps; i++)
 		if (pol->caps[i].period > s->cap_horizon)
@@ -248,13 +268,20 @@ static void release(struct sender *s, int64_t id, const char *why)
 /* Standard output failed: the outcomes are in the database; the touches
  * of CLAIMED (a batch claimed and not delivered yet, or NULL) are queued
  * again so that a later run sends them. Exit 3. */
+static void release_held(void *ctx, int64_t id)
+{
+	release(ctx, id, "standard output failed before delivery");
+}
+
 static _Noreturn void stdout_failed(struct sender *s, const struct batch *claimed, int err)
 {
-	if (claimed && !s->dry_run) {
+	if ((claimed || s->wc) && !s->dry_run) {
 		db_begin(s->db);
-		for (size_t i = 0; i < claimed->n; i++)
+		for (size_t i = 0; claimed && i < claimed->n; i++)
 			if (claimed->e[i].deliver)
 				release(s, claimed->e[i].t.id, "standard output failed before delivery");
+		if (s->wc) /* WECOM: held touches not yet handed to WeCom */
+			wecom_release(s->wc, release_held, s);
 		db_commit(s->db);
 	}
 	smr_die(SMR_FATAL, "stdout: %s (outcomes so far are recorded in the database)", strerror(err ? err : EIO));
@@ -477,8 +504,22 @@ static void defer_or_suppress(struct verdict *v, int64_t at, int64_t window_end,
 	}
 }
 
+/* WECOM: the touch's sender (staff member) and external_userid, and
+ * WeCom's per-customer limit, which defers to its next period. */
+static void wecom_decide(struct sender *s, struct touch *t, struct verdict *v)
+{
+	int64_t next = 0;
+	v->result = wecom_check(s->wc, s->now, t->id, t->pid, t->channel, t->staff, sizeof t->staff, t->to,
+	                        sizeof t->to, v->reason, sizeof v->reason, &next);
+	if (v->result && strcmp(v->result, "deferred") == 0) {
+		char why[sizeof v->reason];
+		memcpy(why, v->reason, sizeof why);
+		defer_or_suppress(v, policy_quiet_end(s->pol, next), t->window_end, why);
+	}
+}
+
 /* The policy, on the database as it is inside the claim's transaction. */
-static void decide(struct sender *s, const struct touch *t, struct verdict *v)
+static void decide(struct sender *s, struct touch *t, struct verdict *v)
 {
 	char why[200] = "";
 	memset(v, 0, sizeof *v);
@@ -491,7 +532,7 @@ static void decide(struct sender *s, const struct touch *t, struct verdict *v)
 	int64_t day0 = 0;
 	if (converted(s, t, sp, &day0, v))
 		return;
-	int64_t window_end = day0 + sp->window;
+	int64_t window_end = t->window_end = day0 + sp->window;
 	if (s->now >= window_end) {
 		v->result = "suppressed";
 		snprintf(v->reason, sizeof v->reason, "outside the SOP window");
@@ -523,7 +564,10 @@ static void decide(struct sender *s, const struct touch *t, struct verdict *v)
 	if (fit > s->now) {
 		int64_t q = policy_quiet_end(s->pol, fit);
 		defer_or_suppress(v, q, window_end, why);
+		return;
 	}
+	if (s->wc)
+		wecom_decide(s, t, v);
 }
 
 /* Variables: the person's attributes, the item of their latest event that
@@ -594,10 +638,11 @@ static char *message(struct sender *s, const struct entry *e, const char *key)
 
 static void tally(struct sender *s, const char *result)
 {
-	if (strcmp(result, "sent") == 0) s->st.sent++;
+	if (strcmp(result, "sent") == 0 || strcmp(result, "task_created") == 0) s->st.sent++;
 	else if (strcmp(result, "deferred") == 0) s->st.deferred++;
 	else if (strcmp(result, "suppressed") == 0) s->st.suppressed++;
 	else if (strcmp(result, "failed") == 0) s->st.failed++;
+	else if (strcmp(result, "unknown") == 0) s->st.unknown++;
 }
 
 static void entry_clear(struct entry *e)
@@ -711,6 +756,48 @@ static void deliver(struct sender *s, size_t j)
 	e->at = s->now;
 }
 
+/* WECOM: a touch held for WeCom, as it is reported. */
+struct held {
+	struct touch t;
+	json_t *ids;
+};
+
+/* WECOM: an outcome of wecom_flush, already recorded. */
+static void wecom_report(void *ctx, void *tag, const char *result, const char *reason, int64_t not_before)
+{
+	struct sender *s = ctx;
+	struct held *h = tag;
+	if (!result) /* its claim was taken over */
+		s->st.skipped++;
+	else {
+		tally(s, result);
+		print_result(s, &h->t, h->ids, result, reason, not_before, NULL, NULL);
+	}
+	json_decref(h->ids);
+	free(h);
+}
+
+/* WECOM: hand E's claimed touch to WeCom, which creates its task later. */
+static void hold(struct sender *s, struct entry *e)
+{
+	struct held *h = xcalloc(1, sizeof *h);
+	h->t = e->t;
+	h->ids = e->ids;
+	e->ids = NULL;
+	wecom_queue(s->wc, e->t.id, e->t.staff, e->t.to, e->text, e->t.window_end, h);
+}
+
+void sender_use_wecom(struct sender *s, struct wecom *wc)
+{
+	s->wc = wc;
+	s->batch = SENDER_BATCH; /* claims are local: the tasks come later */
+	s->cur.e = xrealloc(s->cur.e, s->batch * sizeof *s->cur.e);
+	s->prev.e = xrealloc(s->prev.e, s->batch * sizeof *s->prev.e);
+	memset(s->cur.e, 0, s->batch * sizeof *s->cur.e);
+	memset(s->prev.e, 0, s->batch * sizeof *s->prev.e);
+	wecom_claimer(wc, s->me);
+}
+
 /* Claim, decide and render the current batch in one write transaction
  * (with the last batch's outcomes), so that two senders never both count
  * a cap as free or both send one touch, and every decision reads the
@@ -724,11 +811,18 @@ static void send_batch(struct sender *s)
 	db_commit(s->db); /* claimed: from here a crash leaves them 'claimed' */
 	print_batch(s, &s->prev, &s->cur);
 	for (size_t i = 0; i < s->cur.n; i++)
-		if (s->cur.e[i].deliver)
-			deliver(s, i);
+		if (s->cur.e[i].deliver) {
+			if (s->wc)
+				hold(s, &s->cur.e[i]);
+			else
+				deliver(s, i);
+		}
 	struct batch done = s->prev;
 	s->prev = s->cur;
 	s->cur = done;
+	tick(s);
+	if (s->wc && wecom_due(s->wc))
+		wecom_flush(s->wc, s->now, wecom_report, s);
 }
 
 /* The last outcomes, when no claim follows them. */
@@ -789,8 +883,14 @@ void sender_recover(struct sender *s)
 		t.step = sqlite3_column_int(st, 3);
 		snprintf(t.channel, sizeof t.channel, "%s", col_text(st, 4));
 		int stale = sqlite3_column_int64(st, 6) <= s->now - SENDER_CLAIM_STALE;
-		if ((!stale && alive(col_text(st, 5), s->me) != 0) || s->dry_run)
+		int live = alive(col_text(st, 5), s->me);
+		if ((!stale && live != 0) || s->dry_run)
 			continue; /* its sender is still at work */
+		if (s->wc) { /* WECOM: never a live run's; look up the attempt, or queue again */
+			if (live != 1)
+				wecom_recover_touch(s->wc, s->now, t.id);
+			continue;
+		}
 		if (transport_idempotent(s->t)) {
 			record(s, t.id, "queued", "claimed by a sender that died; resent with the same idempotency key", 0, NULL, 0);
 			continue;
@@ -876,8 +976,13 @@ void sender_run(struct sender *s, int all, long limit)
 				send_batch(s);
 		}
 	free(ts);
-	if (s->dry_run)
+	if (s->dry_run) {
 		db_rollback(s->db);
-	else
-		flush_batch(s);
+		return;
+	}
+	flush_batch(s);
+	if (s->wc) {
+		tick(s);
+		wecom_flush(s->wc, s->now, wecom_report, s);
+	}
 }

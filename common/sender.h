@@ -35,12 +35,22 @@ struct sender *sender_open(sqlite3 *db, const struct sops *sops, const struct po
                            int dry_run, FILE *out);
 void sender_close(struct sender *s, struct send_stats *st);
 
+/* Deliver private touches through WeCom (wecom.h) instead of a transport:
+ * claims are taken SENDER_BATCH to a transaction (they are local; the
+ * tasks are created later), held, and handed to WeCom one task per sender
+ * and text (wecom_flush) when enough are held, when the oldest has waited
+ * WECOM_HOLD seconds, and at the end of the run. */
+struct wecom;
+void sender_use_wecom(struct sender *s, struct wecom *wc);
+
 /* Add a touch id read from standard input (see sender_run). */
 void sender_input(struct sender *s, int64_t id);
 
 /* Touches claimed by a process that died before recording the outcome:
  * reported as `unknown` and never resent, unless the transport honours
- * idempotency keys, in which case they are queued again. */
+ * idempotency keys, in which case they are queued again. With WeCom, the
+ * attempt is looked up instead (wecom_recover_touch), and a claim of a
+ * run still alive on this host is never taken over, however old. */
 void sender_recover(struct sender *s);
 
 /* Send the touches given to sender_input (or, with ALL, every queued or

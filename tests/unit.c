@@ -1543,6 +1543,15 @@ static void test_send_plans(void)
 		{"input_end", {"SEARCH temp.send_input USING COVERING INDEX send_input_pid (pid>?)"}},
 		{"input_page", {"SEARCH i USING COVERING INDEX send_input_pid (pid>? AND pid<?)",
 		                "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)"}},
+		/* WECOM: the sender's relationships and external_userid, the
+		 * platform's per-customer limit, the attempt and its outcome */
+		{"staff_pick", {"SEARCH a USING INDEX event_pid (pid=? AND type=? AND ts<?)",
+		                "SEARCH d USING INDEX event_pid (pid=? AND type=? AND ts>?)"}},
+		{"staff_extuid", {"SEARCH identity USING INDEX identity_pid (pid=?)"}},
+		{"wecom_limit", {"SEARCH touch USING INDEX touch_person (pid=? AND state=? AND sent_at>?)",
+		                 "SEARCH touch USING INDEX touch_person (pid=? AND state=?)"}},
+		{"wecom_link", {"SEARCH touch USING INTEGER PRIMARY KEY (rowid=?)"}},
+		{"wecom_outcome", {"SEARCH touch USING INTEGER PRIMARY KEY (rowid=?)"}},
 	};
 	sqlite3 *db = db_open(":memory:");
 	db_exec(db, sender_input_schema);

@@ -1,0 +1,23 @@
+/* smr-send --reconcile: learn what became of the WeCom tasks smr created.
+ * For each open task: get_groupmsg_task (did the staff member send it?),
+ * then get_groupmsg_send_result (did each customer get it?), both paged.
+ * A touch becomes delivered, not_friend or over_platform_limit; a task
+ * still unsent is cancelled when every person it was for has exited
+ * (cancelled) or its deadline has passed (unconfirmed), and is otherwise
+ * reminded, at most once per SMR_WECOM_REMIND_EVERY (8 h; WeCom allows
+ * three a day). Each task is settled in its own write transaction, so
+ * reconcilers and senders running at once never act on a task twice. */
+#ifndef SMR_RECONCILE_H
+#define SMR_RECONCILE_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wecom.h"
+
+struct reconcile_stats { long tasks, delivered, not_friend, over_limit, unconfirmed, cancelled, reminded, errors; };
+
+void reconcile_run(struct wecom *w, sqlite3 *db, int64_t now, FILE *out, struct reconcile_stats *st);
+
+#endif
