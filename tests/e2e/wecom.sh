@@ -390,6 +390,52 @@ hook inject '{"api":"get_groupmsg_task","errcode":0,"times":0}' >/dev/null
 wsnd --db cc.db --rules w.rules --now 2026-11-03T12:20:00+08:00 --reconcile --transport wecom:
 eq "41063 gone: settled" "30" "$(sq cc.db "SELECT count(*) FROM touch WHERE step = 1 AND state = 'delivered'")"
 
+# === held claims: taken over, a live run's, standard output =====================
+stop_server
+start_server
+people 3 s1 >h.ndjson
+setup h.db h.ndjson
+# another run takes C2's claim over between the claim and the attempt
+sq h.db "CREATE TRIGGER steal AFTER INSERT ON wecom_task BEGIN
+  UPDATE touch SET claimed_by = 'otherhost:1:1' WHERE state = 'claimed' AND pid = (SELECT pid FROM identity WHERE value = 'C2');
+END" >/dev/null
+wsnd --db h.db --rules w.rules --now $D0 --queued --transport wecom: --stats
+eq "taken over: the task leaves out the touch this run no longer holds" "wmC1,wmC3" \
+	"$(srv "','.join(sorted(S['tasks'][0]['customers']))")"
+eq "taken over: C2 not reported here, still the other run's" "C1 task_created;C3 task_created|C2 claimed otherhost:1:1" \
+	"$(res unionid result)|$(sq h.db "SELECT $WHO || ' ' || state || ' ' || claimed_by FROM touch x WHERE state = 'claimed'")"
+check "taken over: counted as skipped" grep -q 'skipped 1' "$T/xerr"
+
+# a claim an hour old of a run still alive on this host is never taken over
+stop_server
+start_server
+setup lv.db h.ndjson
+sleep 60 &
+live=$!
+me="$(hostname | cut -d: -f1):$live:$(awk '{print $22}' /proc/$live/stat)-$(cut -d- -f1 /proc/sys/kernel/random/boot_id)"
+sq lv.db "UPDATE touch SET state = 'claimed', claimed_by = '$me', claimed_at = 0 WHERE pid = (SELECT pid FROM identity WHERE value = 'C1')" >/dev/null
+wsnd --db lv.db --rules w.rules --now $D0 --queued --transport wecom:
+eq "live claim: left alone however old, the others sent" "C1 0 claimed;C2 0 task_created;C3 0 task_created|wmC2,wmC3" \
+	"$(states lv.db)|$(srv "','.join(sorted(S['tasks'][0]['customers']))")"
+kill "$live"
+wait "$live" 2>/dev/null
+wsnd --db lv.db --rules w.rules --now $D0 --queued --transport wecom:
+eq "live claim: once its run is gone, queued again and sent once" "C1 0 task_created;C2 0 task_created;C3 0 task_created|2 wmC1" \
+	"$(states lv.db)|$(srv "len(S['tasks']), ','.join(S['tasks'][1]['customers'])")"
+
+# standard output fails before the tasks are created: nothing created, nothing left claimed
+stop_server
+start_server
+{ cat h.ndjson; ev v9 view 2026-11-02T09:00:00+08:00 C9 ',"external_userid":"wmC9"'; } >so.ndjson
+setup so.db so.ndjson
+"$SEND" --db so.db --rules w.rules --now $D0 --queued --transport wecom: >/dev/full 2>so.err
+status_is "stdout fails: exit 3" "$?" 3 so.err
+eq "stdout fails: the held touches queued again, none claimed, no task" "C1 0 queued;C2 0 queued;C3 0 queued;C9 0 suppressed|0" \
+	"$(states so.db)|$(srv "len(S['tasks'])")"
+wsnd --db so.db --rules w.rules --now $D0 --queued --transport wecom:
+eq "stdout fails, re-run: one task for the three" "C1 0 task_created;C2 0 task_created;C3 0 task_created;C9 0 suppressed|1" \
+	"$(states so.db)|$(srv "len(S['tasks'])")"
+
 # === usage ======================================================================
 wsnd --db cc.db --rules w.rules --reconcile --transport file:x
 xstatus "usage: --reconcile with another transport" 2
