@@ -165,11 +165,10 @@ void reconcile_run(struct wecom *w, sqlite3 *db, int64_t now, FILE *out, struct 
 	r.remind = db_prepare(db, "UPDATE wecom_task SET reminded = reminded + 1, reminded_at = ?2 WHERE id = ?1");
 	sqlite3_stmt *open = db_prepare(db, "SELECT id, staff, msgid, deadline, reminded, coalesce(reminded_at, created_at) "
 	                                    "FROM wecom_task WHERE state = 'created' ORDER BY id");
-	size_t n = 0, cap = 64;
-	struct task *ts = xmalloc(cap * sizeof *ts);
+	size_t n = 0, cap = 0;
+	struct task *ts = NULL;
 	while (db_row(db, open)) {
-		if (n == cap)
-			ts = xrealloc(ts, (cap *= 2) * sizeof *ts);
+		ts = xgrow(ts, &cap, n + 1, sizeof *ts);
 		struct task *t = &ts[n++];
 		t->id = sqlite3_column_int64(open, 0);
 		snprintf(t->staff, sizeof t->staff, "%s", (const char *)sqlite3_column_text(open, 1));
@@ -186,8 +185,7 @@ void reconcile_run(struct wecom *w, sqlite3 *db, int64_t now, FILE *out, struct 
 			one_task(&r, &ts[i]);
 		}
 		db_commit(db);
-		if (fflush(out) != 0)
-			smr_die(SMR_FATAL, "stdout: write failed");
+		flush_or_die(out, "stdout");
 	}
 	free(ts);
 	sqlite3_stmt *all[] = {r.still_open, r.result, r.pending, r.exited, r.finish, r.remind};

@@ -496,8 +496,7 @@ const char *wecom_check(struct wecom *w, int64_t now, int64_t id, int64_t pid, c
 void wecom_queue(struct wecom *w, int64_t id, const char *staff, const char *to, const char *text,
                  int64_t window_end, void *tag)
 {
-	if (w->nq == w->capq)
-		w->q = xrealloc(w->q, (w->capq = w->capq ? 2 * w->capq : 256) * sizeof *w->q);
+	w->q = xgrow(w->q, &w->capq, w->nq + 1, sizeof *w->q);
 	if (!w->nq)
 		w->first_held = time(NULL);
 	struct entry *e = &w->q[w->nq++];
