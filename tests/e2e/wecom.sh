@@ -322,7 +322,7 @@ hook confirm '{"userid":"s1"}' >/dev/null
 wsnd --db cap.db --rules cap.rules --now 2026-11-02T13:30:00+08:00 --reconcile --transport wecom:
 eq "confirmed: delivered" "delivered" "$(res result)"
 "$SMR_BIN/smr-report" --db cap.db --rules cap.rules --now 2026-11-20T00:00:00+08:00 sops >rep.out 2>rep.err
-eq "confirmed: smr-report counts the delivered touch only (a: none; b: 1, C2's failed)" "b 1 0" \
+eq "confirmed: smr-report counts the delivered touch only (a: none sent, both not reached; b: 1, C2's failed)" "a 0 2;b 1 0" \
 	"$(python3 -c "
 import json
 for l in open('rep.out'):
