@@ -4,6 +4,7 @@
 #include "../common/event.h"
 #include "../common/ingest.h"
 #include "../common/mapping.h"
+#include "../common/ndjson.h"
 #include "../common/opts.h"
 #include "../common/progress.h"
 #include "../common/rules.h"
@@ -205,11 +206,12 @@ static int64_t input_size(char **files, int nfiles)
 
 static void print_summary(const struct ingest_stats *st)
 {
-	printf("{\"read\":%ld,\"inserted\":%ld,\"duplicates\":%ld,\"rejected\":%ld,"
-	       "\"new_persons\":%ld,\"merges\":%ld,\"conflicts\":%ld}\n",
-	       st->read, st->inserted, st->duplicates, st->rejected, st->new_persons, st->merges, st->conflicts);
-	if (fflush(stdout) != 0)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	ndjson_put(stdout, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read", (json_int_t)st->read,
+	                             "inserted", (json_int_t)st->inserted, "duplicates", (json_int_t)st->duplicates,
+	                             "rejected", (json_int_t)st->rejected, "new_persons", (json_int_t)st->new_persons,
+	                             "merges", (json_int_t)st->merges, "conflicts", (json_int_t)st->conflicts),
+	           JSON_PRESERVE_ORDER);
+	flush_or_die(stdout, "stdout");
 }
 
 /* The default batch: larger when every input is a regular file (nothing

@@ -50,7 +50,7 @@ static void put_time(FILE *out, const char *label, json_t *v)
 {
 	char buf[40] = "-";
 	if (json_is_integer(v))
-		time_format(json_integer_value(v), buf, sizeof buf);
+		tstamp_format(json_integer_value(v), buf, sizeof buf);
 	fprintf(out, "%s%s", label, buf);
 }
 

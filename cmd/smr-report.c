@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 	};
 	smr_progname = "smr-report";
 	int first = opts_parse(argc, argv, table, "[sops|fatigue|groups ...]", &o);
-	if (window && (duration_parse(window, &ro.window) != 0 || ro.window <= 0))
+	if (window && (tstamp_duration(window, &ro.window) != 0 || ro.window <= 0))
 		opts_usage_error(opts_usage(), "--window needs a duration such as 7d");
 	long nweeks = weeks ? opts_int(weeks) : ro.weeks;
 	if (nweeks < 1 || nweeks > 520)

@@ -58,7 +58,7 @@ static void check_args(struct args *a)
 		opts_usage_error(opts_usage(), "--as-tag prints tag changes: no --count, --csv or --fields");
 	if (a->xlsx && (a->csv || a->count || a->as_tag))
 		opts_usage_error(opts_usage(), "--xlsx writes members: no --csv, --count or --as-tag");
-	if (a->as_tag && !tag_name_valid(a->as_tag))
+	if (a->as_tag && !tagrules_name_valid(a->as_tag))
 		opts_usage_error(opts_usage(), "--as-tag: \"%s\" is not a tag name (letters, digits, _)", a->as_tag);
 	a->mode = a->rfm ? MODE_RFM : a->stages ? MODE_STAGES : a->tiers ? MODE_TIERS : MODE_EXPR;
 }
@@ -188,9 +188,9 @@ static char *base_sql(const struct args *a, const struct layers *ly, const struc
  * markers) is prepared read-only. */
 static sqlite3_stmt *prepare_read(sqlite3 *db, const char *sql)
 {
-	rules_sandbox(db, RULES_MARKED);
+	tagrules_sandbox(db, RULES_MARKED);
 	sqlite3_stmt *st = db_prepare(db, sql);
-	rules_sandbox(db, 0);
+	tagrules_sandbox(db, 0);
 	return st;
 }
 
@@ -256,30 +256,21 @@ static void print_counts(sqlite3 *db, const struct args *a, const struct layers 
 	free(names);
 }
 
-static int64_t *collect_pids(sqlite3 *db, const char *sql, const char *tag, size_t *n)
+/* Apply to every pid SQL gives (bound to TAG) one direction of TAG. */
+static void apply_all(sqlite3 *db, struct tag_batch *b, const char *sql, const char *tag, int add, const char *detail)
 {
 	sqlite3_stmt *st = db_prepare(db, sql);
 	db_bind_text(db, st, 1, tag);
 	int64_t *v = NULL;
-	size_t cap = 0;
-	*n = 0;
-	while (db_row(db, st)) {
-		if (*n == cap)
-			v = xrealloc(v, (cap = cap ? cap * 2 : 256) * sizeof *v);
-		v[(*n)++] = sqlite3_column_int64(st, 0);
+	size_t n = 0, cap = 0;
+	while (db_row(db, st)) { /* collect first: applying changes the rows read */
+		v = xgrow(v, &cap, n + 1, sizeof *v);
+		v[n++] = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
-	return v;
-}
-
-/* Apply one direction; keep in PIDS only those that changed. */
-static size_t apply(struct tag_writer *w, int64_t *pids, size_t n, const char *tag, int add, const char *detail)
-{
-	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (tag_writer_apply(w, pids[i], tag, add, detail))
-			pids[k++] = pids[i];
-	return k;
+		tag_batch_apply(b, v[i], tag, add, detail);
+	free(v);
 }
 
 /* --as-tag: members not holding TAG enter it, holders no longer members
@@ -289,28 +280,15 @@ static void as_tag(sqlite3 *db, const struct rules *r, const char *base, const c
 {
 	struct person_lookup *pl = person_lookup_open(db, r);
 	db_exec(db, "CREATE TEMP TABLE seg_members(pid INTEGER PRIMARY KEY)");
-	db_begin(db);
+	struct tag_batch *b = tag_batch_open(db, pl, "segment", now, stdout);
 	char *sql = xasprintf("INSERT INTO temp.seg_members %s", base);
 	db_exec(db, sql);
 	free(sql);
-	size_t nin, nout;
-	int64_t *in = collect_pids(db, "SELECT pid FROM temp.seg_members WHERE pid NOT IN "
-	                           "(SELECT pid FROM main.tag WHERE tag = ?1) ORDER BY pid", tag, &nin);
-	int64_t *out = collect_pids(db, "SELECT pid FROM main.tag WHERE tag = ?1 AND pid NOT IN "
-	                            "(SELECT pid FROM temp.seg_members) ORDER BY pid", tag, &nout);
-	struct tag_writer *w = tag_writer_open(db, "segment", now);
-	nin = apply(w, in, nin, tag, 1, detail);
-	nout = apply(w, out, nout, tag, 0, detail);
-	tag_writer_close(w);
-	db_commit(db);
-	for (size_t i = 0; i < nin; i++)
-		tag_print_change(pl, stdout, in[i], tag, 1, now, "segment", detail);
-	for (size_t i = 0; i < nout; i++)
-		tag_print_change(pl, stdout, out[i], tag, 0, now, "segment", detail);
-	if (fflush(stdout) != 0)
-		smr_die(SMR_FATAL, "stdout: write failed");
-	free(in);
-	free(out);
+	apply_all(db, b, "SELECT pid FROM temp.seg_members WHERE pid NOT IN "
+	          "(SELECT pid FROM main.tag WHERE tag = ?1) ORDER BY pid", tag, 1, detail);
+	apply_all(db, b, "SELECT pid FROM main.tag WHERE tag = ?1 AND pid NOT IN "
+	          "(SELECT pid FROM temp.seg_members) ORDER BY pid", tag, 0, detail);
+	tag_batch_close(b);
 	person_lookup_close(pl);
 }
 

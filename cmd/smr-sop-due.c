@@ -37,9 +37,9 @@ static void parse_args(struct args *a, int argc, char **argv)
 	};
 	opts_parse(argc, argv, table, NULL, &a->o);
 	a->late = 2 * 3600;
-	if (late && duration_parse(late, &a->late) != 0)
+	if (late && tstamp_duration(late, &a->late) != 0)
 		opts_usage_error(opts_usage(), "--late needs a duration such as 2h");
-	if (simulate && (duration_parse(simulate, &a->simulate) != 0 || a->simulate < 86400 ||
+	if (simulate && (tstamp_duration(simulate, &a->simulate) != 0 || a->simulate < 86400 ||
 	                 a->simulate > 366 * 86400))
 		opts_usage_error(opts_usage(), "--simulate needs a duration from 1d to 366d, such as 14d");
 }

@@ -55,24 +55,6 @@ static long count_persons(sqlite3 *db)
 	return n;
 }
 
-/* Manual changes, printed once committed: what was printed has happened. */
-struct pending {
-	int64_t pid;
-	char *tag, *detail;
-};
-
-static void print_pending(struct person_lookup *pl, struct pending *p, size_t *n, int add, int64_t now)
-{
-	for (size_t i = 0; i < *n; i++) {
-		tag_print_change(pl, stdout, p[i].pid, p[i].tag, add, now, "manual", p[i].detail);
-		free(p[i].tag);
-		free(p[i].detail);
-	}
-	*n = 0;
-	if (fflush(stdout) != 0)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
-}
-
 /* --set / --unset: one record per line on stdin naming a person and a tag. */
 static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 {
@@ -82,18 +64,15 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 	if (!src)
 		smr_die(SMR_FATAL, "<stdin>: %s", err);
 	struct person_lookup *pl = person_lookup_open(db, r);
-	struct pending *pend = xcalloc(BATCH, sizeof *pend);
-	struct tag_writer *w = tag_writer_open(db, "manual", now);
-	size_t npend = 0;
+	struct tag_batch *b = tag_batch_open(db, pl, "manual", now, stdout);
 	struct record rec;
 	long rejected = 0;
 	int rc;
-	db_begin(db);
 	while ((rc = source_next(src, &rec)) == 1) {
 		const char *why = rec.err;
 		json_t *t = rec.obj ? json_object_get(rec.obj, "tag") : NULL;
 		int64_t pid = 0;
-		if (rec.obj && (!json_is_string(t) || !tag_name_valid(json_string_value(t)))) {
+		if (rec.obj && (!json_is_string(t) || !tagrules_name_valid(json_string_value(t)))) {
 			why = "field \"tag\" must be a tag name (letters, digits, _)";
 		} else if (rec.obj) {
 			pid = person_find(pl, rec.obj, err, sizeof err);
@@ -104,24 +83,16 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 			rejected++;
 		} else {
 			char *detail = xasprintf("%s:%ld", source_name(src), rec.line);
-			if (tag_writer_apply(w, pid, json_string_value(t), add, detail))
-				pend[npend++] = (struct pending){pid, xstrdup(json_string_value(t)), detail};
-			else
-				free(detail);
-			if (npend == BATCH) {
-				db_commit(db);
-				print_pending(pl, pend, &npend, add, now);
-				db_begin(db);
-			}
+			tag_batch_apply(b, pid, json_string_value(t), add, detail);
+			free(detail);
+			if (tag_batch_pending(b) == BATCH)
+				tag_batch_commit(b);
 		}
 		record_clear(&rec);
 	}
 	if (rc < 0)
 		smr_die(SMR_FATAL, "<stdin>: %s", rec.err);
-	db_commit(db);
-	print_pending(pl, pend, &npend, add, now);
-	tag_writer_close(w);
-	free(pend);
+	tag_batch_close(b);
 	person_lookup_close(pl);
 	source_close(src);
 	return rejected ? SMR_PARTIAL : SMR_OK;

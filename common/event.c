@@ -70,7 +70,7 @@ static int get_time(json_t *v, const char *key, int64_t *out, char *err, size_t 
 	}
 	if (!json_is_string(v))
 		return bad(err, errlen, "field \"%s\" must be an ISO 8601 string or epoch seconds", key);
-	if (time_parse(json_string_value(v), out, why, sizeof why) != 0) {
+	if (tstamp_parse(json_string_value(v), out, why, sizeof why) != 0) {
 		snprintf(err, errlen, "field \"%s\": %s", key, why);
 		return -1;
 	}
@@ -105,7 +105,7 @@ static int get_money(json_t *v, int64_t *fen, char *err, size_t errlen)
 /* Phones: spaces and dashes dropped, a +86/0086 country prefix removed,
  * digits only; 13 digits starting 86 are the country code written
  * without + or 00 before an 11-digit mobile number. */
-int phone_normalise(const char *in, char *out, size_t outlen)
+int event_phone_normalise(const char *in, char *out, size_t outlen)
 {
 	size_t n = 0;
 	const char *p = in;
@@ -129,12 +129,12 @@ int phone_normalise(const char *in, char *out, size_t outlen)
 	return n >= 5 ? 0 : -1;
 }
 
-int ident_stored_value(const struct idkind *k, const char *raw, char *out, size_t outlen, char *err, size_t errlen)
+int event_ident_value(const struct idkind *k, const char *raw, char *out, size_t outlen, char *err, size_t errlen)
 {
 	char norm[40];
 	const char *v = raw;
 	if (strcmp(k->name, "phone") == 0) {
-		if (phone_normalise(raw, norm, sizeof norm) != 0)
+		if (event_phone_normalise(raw, norm, sizeof norm) != 0)
 			return bad(err, errlen, "bad phone number \"%.40s\"", raw);
 		v = norm;
 	}
@@ -156,7 +156,7 @@ static int add_blocked(struct event *ev, const struct idkind *k, const char *val
 {
 	char stored[72];
 	if (k->hash) {
-		if (ident_stored_value(k, value, stored, sizeof stored, err, errlen) != 0)
+		if (event_ident_value(k, value, stored, sizeof stored, err, errlen) != 0)
 			snprintf(stored, sizeof stored, "(hashed)"); /* a blank phone cannot be normalised */
 		value = stored;
 	}
@@ -192,7 +192,7 @@ static int add_ident(struct event *ev, const struct idkind *k, json_t *v, char *
 		return add_blocked(ev, k, id->value, err, errlen);
 	if (strcmp(k->name, "phone") == 0 || k->hash) {
 		char tmp[sizeof id->valbuf];
-		if (ident_stored_value(k, id->value, tmp, sizeof tmp, err, errlen) != 0)
+		if (event_ident_value(k, id->value, tmp, sizeof tmp, err, errlen) != 0)
 			return -1;
 		memcpy(id->valbuf, tmp, sizeof tmp);
 		id->value = id->valbuf;

@@ -48,14 +48,14 @@ void event_clear(struct event *ev);
 /* The stored form of an identifier's value: phones normalised, kinds
  * declared `hash` replaced by their keyed hash. OUT has at least 72 bytes.
  * Returns 0, or -1 with the reason in err. */
-int ident_stored_value(const struct idkind *k, const char *raw, char *out, size_t outlen, char *err, size_t errlen);
+int event_ident_value(const struct idkind *k, const char *raw, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Whether KEY is a top-level field with a meaning of its own (id, type,
  * ts, item, ...), which no identifier kind may be named. */
 int event_field_reserved(const char *key);
 /* Phones: spaces and dashes dropped, a +86/0086 prefix removed, digits
  * only (at least 5). Returns 0, or -1 if not a phone number. */
-int phone_normalise(const char *in, char *out, size_t outlen);
+int event_phone_normalise(const char *in, char *out, size_t outlen);
 
 
 #endif

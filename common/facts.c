@@ -148,7 +148,7 @@ static int64_t window_arg(sqlite3_context *c, sqlite3_value *v)
 	int64_t secs;
 	if (s && strcmp(s, "all") == 0)
 		return -1;
-	if (!s || duration_parse(s, &secs) != 0) {
+	if (!s || tstamp_duration(s, &secs) != 0) {
 		sqlite3_result_error(c, "bad window (use e.g. '7d', '12h' or 'all')", -1);
 		return -2;
 	}

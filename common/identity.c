@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char idres_lookup_sql[] = "SELECT pid, max(rowid) FROM identity WHERE kind = ?1 AND value = ?2";
-const char idres_kinds_of_sql[] = "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind";
+const char identity_lookup_sql[] = "SELECT pid, max(rowid) FROM identity WHERE kind = ?1 AND value = ?2";
+const char identity_kinds_of_sql[] = "SELECT kind, count(*) FROM identity WHERE pid = ?1 GROUP BY kind";
 
 #define NMERGE 11
-const char *const idres_merge_sql[NMERGE + 1] = {
+const char *const identity_merge_sql[NMERGE + 1] = {
 	"UPDATE event SET pid = ?1 WHERE pid = ?2",
 	"UPDATE OR IGNORE identity SET pid = ?1 WHERE pid = ?2",
 	"DELETE FROM identity WHERE pid = ?2", /* values both persons were linked to */
@@ -48,14 +48,14 @@ const char *const idres_merge_sql[NMERGE + 1] = {
 	NULL,
 };
 
-struct idres {
+struct identity {
 	sqlite3 *db;
 	const struct rules *rules;
 	sqlite3_stmt *lookup, *holders, *attach, *kinds_of, *new_person, *log_merge, *log_conflict;
 	sqlite3_stmt *merge[NMERGE];    /* prepared once: merges are a few percent of events */
 	sqlite3_stmt *rung_log, *rung_drop; /* one rung per ladder after a merge */
 	struct sopdue_merge *sops;      /* enrollments: sopdue_merge_run */
-	struct idres_stats stats;
+	struct identity_stats stats;
 	int conflicted;                 /* the event being resolved hit a limit */
 	void (*on_merge)(void *ctx, int64_t to, int64_t from);
 	void *on_merge_ctx;
@@ -104,26 +104,26 @@ static void load_ladders(sqlite3 *db, const struct rules *r)
 	"JOIN temp.ladder_rung q ON q.tag = u.tag WHERE u.pid = ?1 AND u.source = 'rule' " \
 	"AND q.ladder = r.ladder AND q.rung > r.rung)"
 
-struct idres *idres_open(sqlite3 *db, const struct rules *r)
+struct identity *identity_open(sqlite3 *db, const struct rules *r)
 {
-	struct idres *ir = xcalloc(1, sizeof *ir);
+	struct identity *ir = xcalloc(1, sizeof *ir);
 	ir->db = db;
 	ir->rules = r;
 	/* the person a value was linked to most recently (pid comes from the
 	 * row of max(rowid); NULL, read as 0, when the value is unknown): no
 	 * sort, unlike ORDER BY rowid DESC LIMIT 1 */
-	ir->lookup = db_prepare(db, idres_lookup_sql);
+	ir->lookup = db_prepare(db, identity_lookup_sql);
 	ir->holders = db_prepare(db,
 		"SELECT count(*), coalesce(max(pid = ?3), 0) FROM identity WHERE kind = ?1 AND value = ?2");
 	ir->attach = db_prepare(db, "INSERT OR IGNORE INTO identity(kind, value, pid, first_seen) VALUES (?1, ?2, ?3, ?4)");
-	ir->kinds_of = db_prepare(db, idres_kinds_of_sql);
+	ir->kinds_of = db_prepare(db, identity_kinds_of_sql);
 	ir->new_person = db_prepare(db, "INSERT INTO person(created_at) VALUES (?1)");
 	ir->log_merge = db_prepare(db,
 		"INSERT INTO merge_log(at, survivor, merged, event_id, kind, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	ir->log_conflict = db_prepare(db,
 		"INSERT INTO conflict_log(at, event_id, pid, kind, value, other_pid, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
 	for (int i = 0; i < NMERGE; i++)
-		ir->merge[i] = db_prepare(db, idres_merge_sql[i]);
+		ir->merge[i] = db_prepare(db, identity_merge_sql[i]);
 	ir->sops = sopdue_merge_open(db);
 	load_ladders(db, r);
 	ir->rung_log = db_prepare(db,
@@ -133,7 +133,7 @@ struct idres *idres_open(sqlite3 *db, const struct rules *r)
 	return ir;
 }
 
-void idres_close(struct idres *ir)
+void identity_close(struct identity *ir)
 {
 	if (!ir)
 		return;
@@ -152,15 +152,15 @@ void idres_close(struct idres *ir)
 	free(ir);
 }
 
-const struct idres_stats *idres_stats(const struct idres *ir) { return &ir->stats; }
+const struct identity_stats *identity_stats(const struct identity *ir) { return &ir->stats; }
 
-void idres_on_merge(struct idres *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx)
+void identity_on_merge(struct identity *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx)
 {
 	ir->on_merge = fn;
 	ir->on_merge_ctx = ctx;
 }
 
-static int64_t lookup(struct idres *ir, const struct ident *id)
+static int64_t lookup(struct identity *ir, const struct ident *id)
 {
 	db_bind_static(ir->db, ir->lookup, 1, id->kind->name);
 	db_bind_static(ir->db, ir->lookup, 2, id->value);
@@ -169,7 +169,7 @@ static int64_t lookup(struct idres *ir, const struct ident *id)
 	return pid;
 }
 
-static void attach(struct idres *ir, const struct ident *id, int64_t pid, int64_t ts)
+static void attach(struct identity *ir, const struct ident *id, int64_t pid, int64_t ts)
 {
 	db_bind_static(ir->db, ir->attach, 1, id->kind->name);
 	db_bind_static(ir->db, ir->attach, 2, id->value);
@@ -178,7 +178,7 @@ static void attach(struct idres *ir, const struct ident *id, int64_t pid, int64_
 	db_run(ir->db, ir->attach);
 }
 
-static int64_t new_person(struct idres *ir, int64_t now)
+static int64_t new_person(struct identity *ir, int64_t now)
 {
 	db_bind_int(ir->db, ir->new_person, 1, now);
 	db_run(ir->db, ir->new_person);
@@ -186,7 +186,7 @@ static int64_t new_person(struct idres *ir, int64_t now)
 	return sqlite3_last_insert_rowid(ir->db);
 }
 
-static void log_conflict(struct idres *ir, const struct event *ev, int64_t pid, const struct ident *id,
+static void log_conflict(struct identity *ir, const struct event *ev, int64_t pid, const struct ident *id,
                          int64_t other, const char *reason, int64_t now)
 {
 	sqlite3_stmt *st = ir->log_conflict;
@@ -201,7 +201,7 @@ static void log_conflict(struct idres *ir, const struct event *ev, int64_t pid, 
 }
 
 /* Per-kind identifier counts, indexed like rules->kinds. */
-static void add_counts_of(struct idres *ir, int64_t pid, int *counts)
+static void add_counts_of(struct identity *ir, int64_t pid, int *counts)
 {
 	db_bind_int(ir->db, ir->kinds_of, 1, pid);
 	while (db_row(ir->db, ir->kinds_of)) {
@@ -239,7 +239,7 @@ static int decisive_ident(const struct event *ev, const int64_t *pids)
 	return best;
 }
 
-static void log_merge(struct idres *ir, const struct event *ev, const int64_t *pids, int64_t to, int64_t from,
+static void log_merge(struct identity *ir, const struct event *ev, const int64_t *pids, int64_t to, int64_t from,
                       int64_t now)
 {
 	sqlite3_stmt *st = ir->log_merge;
@@ -259,7 +259,7 @@ static void log_merge(struct idres *ir, const struct event *ev, const int64_t *p
 /* A merge unites both persons' tags; each ladder keeps its highest rung
  * (ladders hold one), as smr-tag would leave it, until smr-tag evaluates
  * the merged person again. */
-static void keep_top_rungs(struct idres *ir, int64_t pid, int64_t now)
+static void keep_top_rungs(struct identity *ir, int64_t pid, int64_t now)
 {
 	db_bind_int(ir->db, ir->rung_log, 1, pid);
 	db_bind_int(ir->db, ir->rung_log, 2, now);
@@ -268,7 +268,7 @@ static void keep_top_rungs(struct idres *ir, int64_t pid, int64_t now)
 	db_run(ir->db, ir->rung_drop);
 }
 
-static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int64_t *pids,
+static int64_t resolve_merge(struct identity *ir, const struct event *ev, const int64_t *pids,
                              const int64_t *found, int nfound, int64_t batch_start, int64_t now)
 {
 	int64_t pid = found[0];
@@ -287,7 +287,7 @@ static int64_t resolve_merge(struct idres *ir, const struct event *ev, const int
 	return pid;
 }
 
-static int64_t resolve_conflict(struct idres *ir, const struct event *ev, const int64_t *pids, int64_t now)
+static int64_t resolve_conflict(struct identity *ir, const struct event *ev, const int64_t *pids, int64_t now)
 {
 	const struct rules *r = ir->rules;
 	int d = decisive_ident(ev, pids);
@@ -325,7 +325,7 @@ static int cmp_pid(const void *a, const void *b)
 
 /* Resolution over identifiers of kinds that are not shareable, already
  * looked up into PIDS: merge, attach or decide a conflict. */
-static int64_t resolve_linked(struct idres *ir, const struct event *ev, const int64_t *pids, int64_t batch_start,
+static int64_t resolve_linked(struct identity *ir, const struct event *ev, const int64_t *pids, int64_t batch_start,
                               int64_t now)
 {
 	const struct rules *r = ir->rules;
@@ -369,7 +369,7 @@ static int64_t resolve_linked(struct idres *ir, const struct event *ev, const in
  * person of an anonymous device) takes a first real identifier that way:
  * one who already has an identifier of another kind is somebody, and a
  * newcomer on their device may well be somebody else. */
-static int joins_weak_holder(struct idres *ir, int64_t pid, const struct event *ev)
+static int joins_weak_holder(struct identity *ir, int64_t pid, const struct event *ev)
 {
 	const struct rules *r = ir->rules;
 	int *counts = xcalloc(r->nkinds, sizeof *counts);
@@ -387,7 +387,7 @@ static int joins_weak_holder(struct idres *ir, int64_t pid, const struct event *
 /* Link shareable value ID to PID too, unless it already links the most
  * persons its kind allows or PID holds the most values of the kind.
  * KNOWN: the value was linked to someone when the event was looked up. */
-static void link_shared(struct idres *ir, const struct event *ev, const struct ident *id, int known, int64_t pid,
+static void link_shared(struct identity *ir, const struct event *ev, const struct ident *id, int known, int64_t pid,
                         int64_t now)
 {
 	int holders = 0, held = 0;
@@ -421,7 +421,7 @@ static void link_shared(struct idres *ir, const struct event *ev, const struct i
  * failing those, the person a shareable value was linked to most
  * recently (by the decisive such value). Each shareable value is then
  * linked to that person as well, within its kind's limits. */
-static int64_t resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
+static int64_t resolve(struct identity *ir, const struct event *ev, int64_t batch_start, int64_t now)
 {
 	int64_t pids[EVENT_MAX_IDS], sub_pids[EVENT_MAX_IDS];
 	struct event sub = {.id = ev->id, .ts = ev->ts}; /* EV's identifiers of kinds not shareable */
@@ -455,7 +455,7 @@ static int64_t resolve(struct idres *ir, const struct event *ev, int64_t batch_s
 	return pid;
 }
 
-int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now)
+int64_t identity_resolve(struct identity *ir, const struct event *ev, int64_t batch_start, int64_t now)
 {
 	ir->conflicted = 0;
 	int64_t pid = resolve(ir, ev, batch_start, now);

@@ -17,27 +17,27 @@
 #include "event.h"
 #include "rules.h"
 
-struct idres;
+struct identity;
 
-struct idres *idres_open(sqlite3 *db, const struct rules *r);
-void idres_close(struct idres *ir);
+struct identity *identity_open(sqlite3 *db, const struct rules *r);
+void identity_close(struct identity *ir);
 
 /* The person EV belongs to, creating, attaching and merging as above.
  * Events with eid > BATCH_START are this batch's, whose facts the caller
  * adds at commit; a merge adds the merged person's facts to the survivor's. */
-int64_t idres_resolve(struct idres *ir, const struct event *ev, int64_t batch_start, int64_t now);
+int64_t identity_resolve(struct identity *ir, const struct event *ev, int64_t batch_start, int64_t now);
 
 /* Call FN(CTX, to, from) after each merge (the caller's batch sums follow
  * the merged person). */
-void idres_on_merge(struct idres *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx);
+void identity_on_merge(struct identity *ir, void (*fn)(void *ctx, int64_t to, int64_t from), void *ctx);
 
 /* The look-ups and merge steps resolution runs (merge steps
  * NULL-terminated; each finds the merged person's rows by an index on
  * pid), held to their plans by the unit tests. */
-extern const char idres_lookup_sql[], idres_kinds_of_sql[];
-extern const char *const idres_merge_sql[];
+extern const char identity_lookup_sql[], identity_kinds_of_sql[];
+extern const char *const identity_merge_sql[];
 
-struct idres_stats { long new_persons, merges, conflicts; };
-const struct idres_stats *idres_stats(const struct idres *ir);
+struct identity_stats { long new_persons, merges, conflicts; };
+const struct identity_stats *identity_stats(const struct identity *ir);
 
 #endif

@@ -9,7 +9,7 @@
 
 struct ingest {
 	sqlite3 *db;
-	struct idres *ir;
+	struct identity *ir;
 	struct delta *delta;        /* this batch's facts, added at commit */
 	int64_t now;
 	int batch, in_batch;
@@ -37,9 +37,9 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 	in->db = db;
 	in->now = now;
 	in->batch = batch > 0 ? batch : INGEST_BATCH;
-	in->ir = idres_open(db, r);
+	in->ir = identity_open(db, r);
 	in->delta = delta_open(db);
-	idres_on_merge(in->ir, on_merge, in->delta);
+	identity_on_merge(in->ir, on_merge, in->delta);
 	in->seen = db_prepare(db, ingest_seen_sql);
 	in->insert = db_prepare(db,
 		"INSERT INTO event(id, pid, type, ts, item, amount, channel, text, expires, group_id, staff, props, ingested_at) "
@@ -131,7 +131,7 @@ int ingest_event(struct ingest *in, const struct event *ev)
 	if (seen_before(in, ev->id)) {
 		in->duplicates++;
 	} else {
-		int64_t pid = idres_resolve(in->ir, ev, in->batch_start, in->now);
+		int64_t pid = identity_resolve(in->ir, ev, in->batch_start, in->now);
 		insert_event(in, ev, pid);
 		update_attrs(in, ev, pid);
 		in->inserted++;
@@ -145,13 +145,13 @@ int ingest_event(struct ingest *in, const struct event *ev)
 void ingest_close(struct ingest *in, struct ingest_stats *stats)
 {
 	ingest_commit(in);
-	const struct idres_stats *is = idres_stats(in->ir);
+	const struct identity_stats *is = identity_stats(in->ir);
 	stats->inserted = in->inserted;
 	stats->duplicates = in->duplicates;
 	stats->new_persons = is->new_persons;
 	stats->merges = is->merges;
 	stats->conflicts = is->conflicts;
-	idres_close(in->ir);
+	identity_close(in->ir);
 	sqlite3_finalize(in->seen);
 	sqlite3_finalize(in->insert);
 	sqlite3_finalize(in->attrs);

@@ -4,6 +4,7 @@
 #include "money.h"
 #include "opts.h"
 #include "ruleexpr.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <stdlib.h>

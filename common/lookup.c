@@ -70,7 +70,7 @@ int lookup_resolve(sqlite3 *db, const struct rules *r, const char *id, int64_t *
 		kind[colon - id] = '\0';
 		const struct idkind *k = rules_idkind(r, kind);
 		if (k) {
-			if (ident_stored_value(k, colon + 1, value, sizeof value, why, sizeof why) != 0) {
+			if (event_ident_value(k, colon + 1, value, sizeof value, why, sizeof why) != 0) {
 				snprintf(err, errlen, "%s", why);
 				return -1;
 			}
@@ -79,7 +79,7 @@ int lookup_resolve(sqlite3 *db, const struct rules *r, const char *id, int64_t *
 		}
 	}
 	for (size_t i = 0; i < r->nkinds; i++) /* a bare value: every kind */
-		if (ident_stored_value(&r->kinds[i], id, value, sizeof value, why, sizeof why) == 0)
+		if (event_ident_value(&r->kinds[i], id, value, sizeof value, why, sizeof why) == 0)
 			find_ident(db, r->kinds[i].name, value, pids, &n, max);
 	return n;
 }
@@ -132,9 +132,9 @@ static json_t *part_value(sqlite3 *db, int rule, const char *text, int64_t pid)
 	char *sql = xasprintf("SELECT (%s\n) FROM facts WHERE pid = ?1", re.sql);
 	sqlite3_stmt *st = NULL;
 	json_t *v;
-	rules_sandbox(db, 1);
+	tagrules_sandbox(db, 1);
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	rules_sandbox(db, 0);
+	tagrules_sandbox(db, 0);
 	sqlite3_finalize(st);
 	st = NULL;
 	free(sql);

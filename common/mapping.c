@@ -2,6 +2,7 @@
 #include "err.h"
 #include "regex.h"
 #include "ruleexpr.h"
+#include "utf8.h"
 #include "tstamp.h"
 
 #include <ctype.h>
@@ -256,11 +257,11 @@ int mapping_time(const char *s, int64_t *out, char *err, size_t errlen)
 		/* Excel: days since 1899-12-30, local time; to the second */
 		long days = (long)serial;
 		long secs = (long)((serial - (double)days) * 86400 + 0.5);
-		*out = local_to_utc(1899, 12, 30 + (int)days, 0, 0, (int)secs);
+		*out = tstamp_local_to_utc(1899, 12, 30 + (int)days, 0, 0, (int)secs);
 		return 0;
 	}
 	if (end != s && *end == '\0' && strspn(s, "0123456789") == strlen(s) && strlen(s) < 6) {
-		*out = local_to_utc(1899, 12, 30 + atoi(s), 0, 0, 0);
+		*out = tstamp_local_to_utc(1899, 12, 30 + atoi(s), 0, 0, 0);
 		return 0;
 	}
 	if (sscanf(s, "%4d/%2d/%2d%n", &y, &mo, &d, &n) == 3 ||
@@ -277,9 +278,9 @@ int mapping_time(const char *s, int64_t *out, char *err, size_t errlen)
 			return -1;
 		}
 		snprintf(iso, sizeof iso, "%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h, mi, sec);
-		return time_parse(iso, out, err, errlen);
+		return tstamp_parse(iso, out, err, errlen);
 	}
-	return time_parse(s, out, err, errlen);
+	return tstamp_parse(s, out, err, errlen);
 }
 
 int mapping_money(const char *s, char *out, size_t outlen)

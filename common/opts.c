@@ -21,7 +21,7 @@ void opts_usage_error(const char *usage, const char *fmt, ...)
 	exit(SMR_USAGE);
 }
 
-int opts_common(int c, const char *arg, struct smr_opts *o, const char *usage)
+static int opts_common(int c, const char *arg, struct smr_opts *o, const char *usage)
 {
 	switch (c) {
 	case OPT_DB:
@@ -67,7 +67,7 @@ void opts_resolve_now(struct smr_opts *o)
 		o->now = (int64_t)time(NULL);
 		return;
 	}
-	if (time_parse(o->now_arg, &o->now, err, sizeof err) != 0)
+	if (tstamp_parse(o->now_arg, &o->now, err, sizeof err) != 0)
 		smr_die(SMR_USAGE, "--now: %s", err);
 }
 
@@ -87,17 +87,6 @@ long opts_int(const char *s)
 	return errno || end == s || *end ? -1 : v;
 }
 
-int opts_next(int argc, char **argv, const struct option *longopts, struct smr_opts *o, const char *usage)
-{
-	opterr = 0; /* we name the bad option ourselves */
-	for (;;) {
-		int c = getopt_long(argc, argv, "", longopts, NULL);
-		if (c == '?' || c == ':')
-			opts_bad_option(usage, argv);
-		if (c == -1 || !opts_common(c, optarg, o, usage))
-			return c;
-	}
-}
 
 static const struct opt common_table[] = {
 	OPT_STRING("db", "PATH", NULL, "the database (else $SMR_DB, else ./smr.db)"),

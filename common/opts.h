@@ -9,13 +9,6 @@
 
 enum { OPT_DB = 1000, OPT_RULES, OPT_NOW, OPT_HELP, OPT_VERSION };
 
-#define SMR_COMMON_OPTIONS                                  \
-	{"db", required_argument, NULL, OPT_DB},            \
-	{"rules", required_argument, NULL, OPT_RULES},      \
-	{"now", required_argument, NULL, OPT_NOW},          \
-	{"help", no_argument, NULL, OPT_HELP},              \
-	{"version", no_argument, NULL, OPT_VERSION}
-
 struct smr_opts {
 	const char *db;        /* --db, else $SMR_DB, else ./smr.db */
 	const char *rules;     /* --rules, else $SMR_RULES, else NULL (./smr.rules if present) */
@@ -51,13 +44,6 @@ int opts_parse(int argc, char **argv, const struct opt *table, const char *opera
 /* The usage line opts_parse generated ("smr-x [--db PATH] ..."). */
 const char *opts_usage(void);
 
-/* The next tool-specific option (getopt_long with LONGOPTS): the common
- * ones are handled here, an unknown option or a missing argument is a
- * usage error (exit 2). -1 when the options end. */
-int opts_next(int argc, char **argv, const struct option *longopts, struct smr_opts *o, const char *usage);
-/* Handle a common option. Returns 1 if C was one, 0 if not; prints usage
- * and exits for --help, --version. */
-int opts_common(int c, const char *arg, struct smr_opts *o, const char *usage);
 /* Fill defaults from the environment. */
 void opts_defaults(struct smr_opts *o);
 /* Parse --now (in the rules' time zone) or take the clock; exits 2 if bad. */

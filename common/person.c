@@ -90,7 +90,7 @@ int64_t person_find(struct person_lookup *pl, json_t *rec, char *err, size_t err
 		else
 			continue;
 		named = 1;
-		if (ident_stored_value(&pl->rules->kinds[pl->order[i]], raw, value, sizeof value, why, sizeof why) != 0)
+		if (event_ident_value(&pl->rules->kinds[pl->order[i]], raw, value, sizeof value, why, sizeof why) != 0)
 			continue;
 		db_bind_text(pl->db, pl->by_ident, 1, kind);
 		db_bind_text(pl->db, pl->by_ident, 2, value);

@@ -34,7 +34,7 @@ static int cap_spec(const char *s, struct cap *c)
 		c->period = 86400;
 	else if (strcmp(per, "week") == 0)
 		c->period = 7 * 86400;
-	else if (duration_parse(per, &c->period) != 0 || c->period <= 0)
+	else if (tstamp_duration(per, &c->period) != 0 || c->period <= 0)
 		return -1;
 	return 0;
 }
@@ -103,7 +103,7 @@ static void parse_line(struct policy *p, struct line *l)
 				p->caps[p->ncaps++] = c;
 		}
 	} else if (strcmp(kw, "dedup") == 0) {
-		if (l->n != 2 || duration_parse(l->w[1], &p->dedup) != 0)
+		if (l->n != 2 || tstamp_duration(l->w[1], &p->dedup) != 0)
 			bad(p, l, 1, "dedup needs a duration, e.g. 30d%s", "");
 	} else if (strcmp(kw, "dnd") == 0) {
 		if (l->n < 3 || strcmp(l->w[1], "tag") != 0) {
@@ -111,7 +111,7 @@ static void parse_line(struct policy *p, struct line *l)
 			return;
 		}
 		for (int i = 2; i < l->n; i++) {
-			if (!tag_name_valid(l->w[i])) {
+			if (!tagrules_name_valid(l->w[i])) {
 				bad(p, l, i, "bad tag name \"%s\"", l->w[i]);
 				continue;
 			}
@@ -122,7 +122,7 @@ static void parse_line(struct policy *p, struct line *l)
 	} else if (strcmp(kw, "fatigue") == 0) {
 		char *end;
 		long n = l->n == 3 ? strtol(l->w[1], &end, 10) : 0;
-		if (l->n != 3 || *end || n < 1 || n > 100 || duration_parse(l->w[2], &p->fatigue_window) != 0)
+		if (l->n != 3 || *end || n < 1 || n > 100 || tstamp_duration(l->w[2], &p->fatigue_window) != 0)
 			bad(p, l, 1, "fatigue needs N DURATION, e.g. fatigue 3 7d%s", "");
 		else
 			p->fatigue_n = (int)n;
@@ -180,12 +180,12 @@ int64_t policy_quiet_end(const struct policy *p, int64_t t)
 	if (!p->has_quiet)
 		return t;
 	struct tm tm;
-	utc_to_local(t, &tm);
+	tstamp_utc_to_local(t, &tm);
 	int m = tm.tm_hour * 60 + tm.tm_min;
 	int in = p->quiet_start < p->quiet_end ? m >= p->quiet_start && m < p->quiet_end
 	                                       : m >= p->quiet_start || m < p->quiet_end;
 	if (!in)
 		return t;
 	int day = tm.tm_mday + (p->quiet_start > p->quiet_end && m >= p->quiet_start ? 1 : 0);
-	return local_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, day, p->quiet_end / 60, p->quiet_end % 60, 0);
+	return tstamp_local_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, day, p->quiet_end / 60, p->quiet_end % 60, 0);
 }

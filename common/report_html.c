@@ -139,7 +139,7 @@ static const char css[] =
 int report_html(sqlite3 *db, const struct report_opts *o, FILE *out)
 {
 	char now[40];
-	time_format(o->now, now, sizeof now);
+	tstamp_format(o->now, now, sizeof now);
 	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE html>\n"
 	      "<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head><meta charset=\"UTF-8\"/>\n", out);
 	fprintf(out, "<title>smr report, %s</title>\n<style>%s</style>\n</head>\n<body>\n", now, css);

@@ -39,15 +39,6 @@ static const struct pfunc *find_pfunc(const char *name, size_t len)
 	return NULL;
 }
 
-int utf8_column(const char *s, size_t off)
-{
-	int col = 1;
-	for (size_t i = 0; i < off && s[i]; i++)
-		if (((unsigned char)s[i] & 0xC0) != 0x80)
-			col++;
-	return col;
-}
-
 enum tok_kind { T_END, T_IDENT, T_STRING, T_NUMBER, T_LPAREN, T_RPAREN, T_COMMA, T_OTHER, T_BAD };
 
 struct tok {
@@ -193,7 +184,7 @@ static int check_literal(const char *s, const struct args *a, int argno, int is_
 		}
 	} else {
 		int64_t secs;
-		if (strcmp(v, "all") != 0 && duration_parse(v, &secs) != 0) {
+		if (strcmp(v, "all") != 0 && tstamp_duration(v, &secs) != 0) {
 			snprintf(err, errlen, "bad window '%s' (use e.g. '30m', '12h', '7d', '2w' or 'all')", v);
 			rc = -1;
 		}

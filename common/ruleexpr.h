@@ -32,7 +32,5 @@ struct ruleexpr_part {
 /* The parts of EXPR in reading order, at most MAX; returns how many. */
 size_t ruleexpr_parts(const char *expr, struct ruleexpr_part *parts, size_t max);
 
-/* Display column (1-based, in characters) of byte offset OFF in S. */
-int utf8_column(const char *s, size_t off);
 
 #endif

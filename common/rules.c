@@ -99,7 +99,7 @@ int idkind_blocked(const struct idkind *k, const char *value)
 	for (const char *const *b = builtin_blocked; *b; b++)
 		if (strcmp(*b, v) == 0)
 			return 1;
-	if (strcmp(k->name, "phone") == 0 && phone_normalise(v, phone, sizeof phone) == 0)
+	if (strcmp(k->name, "phone") == 0 && event_phone_normalise(v, phone, sizeof phone) == 0)
 		return all_one_char(phone, phone[0]) || in_block_list(k, phone);
 	return 0;
 }
@@ -228,7 +228,7 @@ static int parse_block_values(struct rules *r, struct idkind *k, const char *tex
 			return -1;
 		}
 		fold_value(raw, v);
-		if (strcmp(k->name, "phone") == 0 && phone_normalise(v, phone, sizeof phone) == 0)
+		if (strcmp(k->name, "phone") == 0 && event_phone_normalise(v, phone, sizeof phone) == 0)
 			snprintf(v, sizeof v, "%s", phone);
 		k->block = xrealloc(k->block, (k->nblock + 1) * sizeof *k->block);
 		k->block[k->nblock++] = xstrdup(v);
@@ -299,7 +299,7 @@ static int parse_timezone(struct rules *r, struct words *ws, int line)
 		rules_error(r->file, line, ws->col[0], "timezone needs one zone name, e.g. Asia/Shanghai");
 		return -1;
 	}
-	if (tz_set(ws->w[1], err, sizeof err) != 0) {
+	if (tstamp_tz_set(ws->w[1], err, sizeof err) != 0) {
 		rules_error(r->file, line, ws->col[1], "%s", err);
 		return -1;
 	}
@@ -427,7 +427,7 @@ struct rules *rules_load_all(const char *path, int required, int *errors)
 		return NULL;
 	}
 	struct rules *r = rules_new(file);
-	if (tz_set(r->timezone, err, sizeof err) != 0)
+	if (tstamp_tz_set(r->timezone, err, sizeof err) != 0)
 		smr_die(SMR_FATAL, "default time zone: %s", err); /* tzdata missing */
 	if (!f)
 		return r; /* no rules file: built-in defaults */

@@ -1,5 +1,6 @@
 #include "segment.h"
 #include "err.h"
+#include "utf8.h"
 #include "lex.h"
 #include "rfm.h"
 #include "rulebudget.h"
@@ -106,7 +107,7 @@ static char *name_atom(struct parser *ps, const char *name, const char *at)
 	for (size_t i = 0; i < ps->tr->nsegments; i++)
 		if (strcmp(ps->tr->segments[i].name, name) == 0)
 			return rule_budget_wrap((int)(ps->tr->ntags + i), ps->tr->segments[i].re.sql);
-	if (!tag_name_valid(name))
+	if (!tagrules_name_valid(name))
 		return fail(ps, at, "\"%s\" is not a tag name", name), NULL;
 	struct segment_expr *o = ps->out;
 	o->tags = xrealloc(o->tags, (o->ntags + 1) * sizeof *o->tags);

@@ -61,7 +61,7 @@ static json_t *day_record(sqlite3 *db, int64_t from, int64_t to, int64_t start, 
 		json_object_set_new(news, (const char *)sqlite3_column_text(fresh, 0),
 		                    json_integer(sqlite3_column_int64(fresh, 1)));
 	char day[32];
-	time_format(to - 1, day, sizeof day);
+	tstamp_format(to - 1, day, sizeof day);
 	day[10] = '\0';
 	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:i, s:I, s:o}", "day", day,
 	                      "touches", (json_int_t)total, "persons", (json_int_t)n,
@@ -91,7 +91,7 @@ void simulate_run(const struct simulation *sim, FILE *out)
 	struct person_lookup *pl = sim->tags ? person_lookup_open(db, sim->rules) : NULL;
 	db_exec(db, "SAVEPOINT simulate");
 	struct tm start;
-	utc_to_local(sim->now, &start);
+	tstamp_utc_to_local(sim->now, &start);
 	int64_t prev = sim->now;
 	int days = (int)(sim->duration / 86400);
 	long done = 0;
@@ -99,7 +99,7 @@ void simulate_run(const struct simulation *sim, FILE *out)
 	progress_watch(pg, db, &done);
 	for (int k = 1; k <= days; k++, done++) {
 		/* a local day later: 23 or 25 hours across a DST change */
-		int64_t end = local_to_utc(start.tm_year + 1900, start.tm_mon + 1, start.tm_mday + k,
+		int64_t end = tstamp_local_to_utc(start.tm_year + 1900, start.tm_mon + 1, start.tm_mday + k,
 		                           start.tm_hour, start.tm_min, start.tm_sec);
 		for (int64_t t = prev + 3600; t - 3600 < end; t += 3600) {
 			int64_t at = t < end ? t : end;

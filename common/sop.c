@@ -1,5 +1,6 @@
 #include "sop.h"
 #include "err.h"
+#include "utf8.h"
 #include "lex.h"
 #include "tagrules.h"
 #include "tstamp.h"
@@ -69,7 +70,7 @@ static int step_after(const char *w, struct sop_step *st)
 {
 	if (w[0] != '+')
 		return 1;
-	if (duration_parse(w + 1, &st->after) != 0 || st->after <= 0 || st->after > 3650LL * 86400)
+	if (tstamp_duration(w + 1, &st->after) != 0 || st->after <= 0 || st->after > 3650LL * 86400)
 		return -1;
 	st->relative = 1;
 	return 0;
@@ -178,7 +179,7 @@ static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
 		return;
 	if (strcmp(kw, "trigger") == 0) {
 		at = lex_skip_space(p);
-		if (word(&p, s->trigger, sizeof s->trigger) == 0 || !tag_name_valid(s->trigger) || *lex_skip_space(p))
+		if (word(&p, s->trigger, sizeof s->trigger) == 0 || !tagrules_name_valid(s->trigger) || *lex_skip_space(p))
 			err_at(c, at, "trigger needs one tag name%s", "");
 	} else if (strcmp(kw, "exit") == 0) {
 		for (;;) {
@@ -186,7 +187,7 @@ static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
 			size_t n = word(&p, w, sizeof w);
 			if (n == 0)
 				break;
-			if (n == (size_t)-1 || !tag_name_valid(w)) {
+			if (n == (size_t)-1 || !tagrules_name_valid(w)) {
 				err_at(c, at, "bad tag name in exit%s", "");
 				break;
 			}
@@ -205,7 +206,7 @@ static void parse_sop_line(struct ctx *c, struct sop *s, const char *line)
 	} else if (strcmp(kw, "window") == 0) {
 		at = lex_skip_space(p);
 		word(&p, w, sizeof w);
-		if (duration_parse(w, &s->window) != 0 || s->window <= 0)
+		if (tstamp_duration(w, &s->window) != 0 || s->window <= 0)
 			err_at(c, at, "bad window \"%s\" (e.g. 7d)", w);
 	} else if (strcmp(kw, "staff") == 0) {
 		at = lex_skip_space(p);
@@ -387,7 +388,7 @@ int64_t sop_step_due(const struct sop_step *step, int64_t day0)
 	if (step->relative)
 		return day0 + step->after;
 	struct tm tm;
-	utc_to_local(day0, &tm);
+	tstamp_utc_to_local(day0, &tm);
 	/* mktime normalises tm_mday past the month's end */
-	return local_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + step->day, step->hour, step->minute, 0);
+	return tstamp_local_to_utc(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday + step->day, step->hour, step->minute, 0);
 }

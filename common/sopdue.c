@@ -263,10 +263,10 @@ static void steps_changed(struct pass *p)
 static int local_days(int64_t day0, int64_t t, struct tm *at)
 {
 	struct tm d0;
-	utc_to_local(day0, &d0);
-	utc_to_local(t, at);
-	return (int)(days_from_civil(at->tm_year + 1900, (unsigned)at->tm_mon + 1, (unsigned)at->tm_mday) -
-	             days_from_civil(d0.tm_year + 1900, (unsigned)d0.tm_mon + 1, (unsigned)d0.tm_mday));
+	tstamp_utc_to_local(day0, &d0);
+	tstamp_utc_to_local(t, at);
+	return (int)(tstamp_days_from_civil(at->tm_year + 1900, (unsigned)at->tm_mon + 1, (unsigned)at->tm_mday) -
+	             tstamp_days_from_civil(d0.tm_year + 1900, (unsigned)d0.tm_mon + 1, (unsigned)d0.tm_mday));
 }
 
 /* Once per database after the migration that added step_key and holdout:

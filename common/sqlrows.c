@@ -53,7 +53,7 @@ static char *cell_text(sqlite3_stmt *st, int c, int local_times)
 		return xstrdup("-");
 	if (local_times && sqlite3_column_type(st, c) == SQLITE_INTEGER && is_time_column(sqlite3_column_name(st, c))) {
 		char buf[40];
-		time_format(sqlite3_column_int64(st, c), buf, sizeof buf);
+		tstamp_format(sqlite3_column_int64(st, c), buf, sizeof buf);
 		return xstrdup(buf);
 	}
 	char *s = xstrdup((const char *)sqlite3_column_text(st, c));

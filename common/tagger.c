@@ -142,9 +142,9 @@ static sqlite3_stmt *prepare_eval(sqlite3 *db, const struct tagrules *tr)
 	}
 	free(cols);
 	sprintf(sql + n, " FROM facts WHERE pid IN (SELECT pid FROM temp.tag_chunk)");
-	rules_sandbox(db, RULES_MARKED);
+	tagrules_sandbox(db, RULES_MARKED);
 	sqlite3_stmt *st = db_prepare(db, sql);
-	rules_sandbox(db, 0);
+	tagrules_sandbox(db, 0);
 	free(sql);
 	return st;
 }
@@ -414,4 +414,66 @@ void tagger_run(sqlite3 *db, const struct tagrules *tr, struct facts *f,
 			break;
 	}
 	finish_run(&r);
+}
+
+struct tag_batch {
+	sqlite3 *db;
+	struct person_lookup *pl;
+	struct tag_writer *w;
+	const char *source;
+	int64_t now;
+	FILE *out;
+	struct batched {
+		int64_t pid;
+		char *tag, *detail;
+		int add;
+	} *v;
+	size_t n, cap;
+};
+
+struct tag_batch *tag_batch_open(sqlite3 *db, struct person_lookup *pl, const char *source, int64_t now,
+                                 FILE *out)
+{
+	struct tag_batch *b = xcalloc(1, sizeof *b);
+	*b = (struct tag_batch){.db = db, .pl = pl, .source = source, .now = now, .out = out};
+	b->w = tag_writer_open(db, source, now);
+	db_begin(db);
+	return b;
+}
+
+int tag_batch_apply(struct tag_batch *b, int64_t pid, const char *tag, int add, const char *detail)
+{
+	if (!tag_writer_apply(b->w, pid, tag, add, detail))
+		return 0;
+	b->v = xgrow(b->v, &b->cap, b->n + 1, sizeof *b->v);
+	b->v[b->n++] = (struct batched){pid, xstrdup(tag), detail ? xstrdup(detail) : NULL, add};
+	return 1;
+}
+
+size_t tag_batch_pending(const struct tag_batch *b) { return b->n; }
+
+static void batch_flush(struct tag_batch *b)
+{
+	db_commit(b->db);
+	for (size_t i = 0; i < b->n; i++) {
+		tag_print_change(b->pl, b->out, b->v[i].pid, b->v[i].tag, b->v[i].add, b->now, b->source, b->v[i].detail);
+		free(b->v[i].tag);
+		free(b->v[i].detail);
+	}
+	b->n = 0;
+	flush_or_die(b->out, "stdout");
+}
+
+void tag_batch_commit(struct tag_batch *b)
+{
+	batch_flush(b);
+	db_begin(b->db);
+}
+
+void tag_batch_close(struct tag_batch *b)
+{
+	batch_flush(b);
+	tag_writer_close(b->w);
+	free(b->v);
+	free(b);
 }

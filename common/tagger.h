@@ -42,6 +42,22 @@ struct tag_writer *tag_writer_open(sqlite3 *db, const char *source, int64_t now)
 int tag_writer_apply(struct tag_writer *w, int64_t pid, const char *tag, int add, const char *detail);
 void tag_writer_close(struct tag_writer *w);
 
+/* Changes from outside the rules (smr-tag --set/--unset, smr-segment
+ * --as-tag) in one shape: applied through a tag_writer inside a
+ * transaction the batch opens, and printed to OUT only once that
+ * transaction has committed, so what is printed has happened. */
+struct tag_batch;
+struct tag_batch *tag_batch_open(sqlite3 *db, struct person_lookup *pl, const char *source, int64_t now,
+                                 FILE *out);
+/* Apply one change; 1 if it changed something (printed at the commit). */
+int tag_batch_apply(struct tag_batch *b, int64_t pid, const char *tag, int add, const char *detail);
+/* Changes applied and not yet committed. */
+size_t tag_batch_pending(const struct tag_batch *b);
+/* Commit, print, and begin the next transaction. */
+void tag_batch_commit(struct tag_batch *b);
+/* Commit, print and free. */
+void tag_batch_close(struct tag_batch *b);
+
 /* Print one change record. */
 void tag_print_change(struct person_lookup *pl, FILE *out, int64_t pid, const char *tag, int add,
                       int64_t at, const char *source, const char *detail);

@@ -1,5 +1,6 @@
 #include "tagrules.h"
 #include "err.h"
+#include "utf8.h"
 #include "lex.h"
 #include "rulebudget.h"
 
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tag_name_valid(const char *s)
+int tagrules_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n >= TAG_NAME_MAX || isdigit((unsigned char)s[0]))
@@ -33,7 +34,7 @@ static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct co
 		return -1;
 	}
 	memcpy(c->name, p, n);
-	if (!tag_name_valid(c->name)) {
+	if (!tagrules_name_valid(c->name)) {
 		rules_error(tr->file, st->line, (int)(p - text) + 1, "invalid %s name \"%s\"", st->keyword, c->name);
 		return -1;
 	}
@@ -225,7 +226,7 @@ static int read_only(void *arg, int action, const char *a, const char *b, const 
 	return SQLITE_DENY;
 }
 
-void rules_sandbox(sqlite3 *db, int on)
+void tagrules_sandbox(sqlite3 *db, int on)
 {
 	static int marked;
 	sqlite3_set_authorizer(db, on ? read_only : NULL, on == RULES_MARKED ? &marked : NULL);
@@ -260,9 +261,9 @@ static int compile_one(const struct tagrules *tr, sqlite3 *db, const struct cond
 	sqlite3_stmt *st = NULL;
 	const char *tail = NULL;
 	denied = 0;
-	rules_sandbox(db, 1);
+	tagrules_sandbox(db, 1);
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
-	rules_sandbox(db, 0);
+	tagrules_sandbox(db, 0);
 	int err = 0;
 	if (rc != SQLITE_OK) {
 		char *denied_msg = NULL;

@@ -52,9 +52,9 @@ int tagrules_compile(struct tagrules *tr, sqlite3 *db);
 /* Refuse everything but reads while preparing rule SQL (ON 1), and also
  * allow the budget markers smr wraps rules in (ON RULES_MARKED); 0 is off. */
 #define RULES_MARKED 2
-void rules_sandbox(sqlite3 *db, int on);
+void tagrules_sandbox(sqlite3 *db, int on);
 
 const struct cond *tagrules_find(const struct tagrules *tr, const char *name);
-int tag_name_valid(const char *s);
+int tagrules_name_valid(const char *s);
 
 #endif

@@ -45,7 +45,7 @@ static int zone_file_ok(const char *zone, char *err, size_t errlen)
 	return 0;
 }
 
-int tz_set(const char *zone, char *err, size_t errlen)
+int tstamp_tz_set(const char *zone, char *err, size_t errlen)
 {
 	if (!zone_name_ok(zone) || strlen(zone) >= sizeof current_zone) {
 		snprintf(err, errlen, "invalid time zone name \"%s\"", zone);
@@ -64,9 +64,9 @@ int tz_set(const char *zone, char *err, size_t errlen)
 	return 0;
 }
 
-const char *tz_name(void) { return current_zone; }
+const char *tstamp_tz_name(void) { return current_zone; }
 
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t tstamp_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -76,7 +76,7 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-int days_in_month(int y, int m)
+int tstamp_days_in_month(int y, int m)
 {
 	static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
@@ -95,9 +95,9 @@ static long gmtoff_at(int64_t t)
  * calls: the offsets a day before and a day after (zones change at most
  * once in two days) give the candidates; a candidate is real when the
  * zone has that offset then. */
-int64_t local_to_utc(int y, int mon, int day, int h, int min, int s)
+int64_t tstamp_local_to_utc(int y, int mon, int day, int h, int min, int s)
 {
-	int64_t wall = (days_from_civil(y, (unsigned)mon, 1) + day - 1) * 86400 + (int64_t)h * 3600 +
+	int64_t wall = (tstamp_days_from_civil(y, (unsigned)mon, 1) + day - 1) * 86400 + (int64_t)h * 3600 +
 	               (int64_t)min * 60 + s;
 	long before = gmtoff_at(wall - 86400), after = gmtoff_at(wall + 86400);
 	int64_t a = wall - before, b = wall - after;
@@ -109,20 +109,20 @@ int64_t local_to_utc(int y, int mon, int day, int h, int min, int s)
 	return a; /* real, or in a gap (clocks went forward): read with the offset before, i.e. moved forward */
 }
 
-void utc_to_local(int64_t t, struct tm *out)
+void tstamp_utc_to_local(int64_t t, struct tm *out)
 {
 	time_t tt = (time_t)t;
 	if (!localtime_r(&tt, out))
 		memset(out, 0, sizeof *out);
 }
 
-void time_format(int64_t t, char *buf, size_t len)
+void tstamp_format(int64_t t, char *buf, size_t len)
 {
 	struct tm tm;
-	utc_to_local(t, &tm);
+	tstamp_utc_to_local(t, &tm);
 	if (tm.tm_year + 1900 < 1970 || tm.tm_year + 1900 > 9999) {
 		/* local time past the four-digit years (the first or last hours
-		 * of the range): in UTC, which time_parse reads back */
+		 * of the range): in UTC, which tstamp_parse reads back */
 		time_t tt = (time_t)t;
 		if (!gmtime_r(&tt, &tm))
 			memset(&tm, 0, sizeof tm);
@@ -177,7 +177,7 @@ static int in_range(const char *s, int64_t t, char *err, size_t errlen)
 	return 0;
 }
 
-int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
+int tstamp_parse(const char *s, int64_t *out, char *err, size_t errlen)
 {
 	size_t n = strlen(s);
 	if (n > 0 && strspn(s, "0123456789") == n) {
@@ -208,13 +208,13 @@ int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 			}
 		}
 	}
-	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > tstamp_days_in_month(y, mo) ||
 	    h > 23 || mi > 59 || sec > 60)
 		return fail(err, errlen, "impossible date", s);
 	if (sec == 60)
 		sec = 59; /* leap second: the last representable second */
 	if (*p == '\0') {
-		*out = local_to_utc(y, mo, d, h, mi, sec);
+		*out = tstamp_local_to_utc(y, mo, d, h, mi, sec);
 		return in_range(s, *out, err, errlen);
 	}
 	if (!has_time)
@@ -239,11 +239,11 @@ int time_parse(const char *s, int64_t *out, char *err, size_t errlen)
 	}
 	if (*p)
 		return fail(err, errlen, "trailing characters after time", s);
-	*out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off;
+	*out = tstamp_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off;
 	return in_range(s, *out, err, errlen);
 }
 
-int duration_parse(const char *s, int64_t *secs)
+int tstamp_duration(const char *s, int64_t *secs)
 {
 	int64_t total = 0;
 	const char *p = s;

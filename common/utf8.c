@@ -28,3 +28,12 @@ int utf8_valid(const char *str, size_t n)
 	}
 	return 1;
 }
+
+int utf8_column(const char *s, size_t off)
+{
+	int col = 1;
+	for (size_t i = 0; i < off && s[i]; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			col++;
+	return col;
+}

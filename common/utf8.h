@@ -5,5 +5,7 @@
 
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF). */
 int utf8_valid(const char *s, size_t n);
+/* Display column (1-based, in characters) of byte offset OFF in S. */
+int utf8_column(const char *s, size_t off);
 
 #endif

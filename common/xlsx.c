@@ -72,10 +72,10 @@ static lxw_error new_sheet(struct book *b)
 static lxw_error put_time(struct book *b, lxw_col_t c, int64_t t)
 {
 	struct tm tm;
-	utc_to_local(t, &tm);
+	tstamp_utc_to_local(t, &tm);
 	if (tm.tm_year + 1900 < 1900 || tm.tm_year + 1900 > 9999) { /* outside Excel's dates: as text */
 		char buf[40];
-		time_format(t, buf, sizeof buf);
+		tstamp_format(t, buf, sizeof buf);
 		return worksheet_write_string(b->ws, b->row, c, buf, NULL);
 	}
 	lxw_datetime dt = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};

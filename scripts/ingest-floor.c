@@ -62,7 +62,7 @@ static int time_of(json_t *v, int64_t *out)
 		*out = json_integer_value(v);
 		return 0;
 	}
-	return json_is_string(v) ? time_parse(json_string_value(v), out, why, sizeof why) : -1;
+	return json_is_string(v) ? tstamp_parse(json_string_value(v), out, why, sizeof why) : -1;
 }
 
 static int money_of(json_t *v, int64_t *fen)
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
 		}
 	}
 	char err[256];
-	if (tz_set("Asia/Shanghai", err, sizeof err) != 0)
+	if (tstamp_tz_set("Asia/Shanghai", err, sizeof err) != 0)
 		smr_die(SMR_FATAL, "%s", err);
 	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	if (!in)

@@ -75,8 +75,8 @@ static void tp_ok(const char *s, int64_t want)
 {
 	char name[160], err[256] = "";
 	int64_t got = -12345;
-	snprintf(name, sizeof name, "time_parse(\"%s\") = %" PRId64, s, want);
-	int rc = time_parse(s, &got, err, sizeof err);
+	snprintf(name, sizeof name, "tstamp_parse(\"%s\") = %" PRId64, s, want);
+	int rc = tstamp_parse(s, &got, err, sizeof err);
 	if (rc != 0)
 		report(0, name, "rejected: %s", err);
 	else
@@ -87,8 +87,8 @@ static void tp_bad(const char *s, const char *why)
 {
 	char name[200], err[256] = "";
 	int64_t got = 0;
-	snprintf(name, sizeof name, "time_parse rejects \"%s\" (%s)", s, why);
-	int rc = time_parse(s, &got, err, sizeof err);
+	snprintf(name, sizeof name, "tstamp_parse rejects \"%s\" (%s)", s, why);
+	int rc = tstamp_parse(s, &got, err, sizeof err);
 	if (rc == 0)
 		report(0, name, "accepted as %" PRId64, got);
 	else
@@ -98,11 +98,11 @@ static void tp_bad(const char *s, const char *why)
 static void test_time(void)
 {
 	char err[256];
-	report(tz_set("Asia/Shanghai", err, sizeof err) == 0, "tz_set(\"Asia/Shanghai\")", "%s", err);
-	expect_str("tz_name() after tz_set", "Asia/Shanghai", tz_name());
-	report(tz_set("Nowhere/Atlantis", err, sizeof err) != 0, "tz_set rejects an unknown zone", NULL);
-	report(tz_set("../../etc/passwd", err, sizeof err) != 0, "tz_set rejects a path as zone", NULL);
-	expect_str("tz_name() unchanged by a failed tz_set", "Asia/Shanghai", tz_name());
+	report(tstamp_tz_set("Asia/Shanghai", err, sizeof err) == 0, "tstamp_tz_set(\"Asia/Shanghai\")", "%s", err);
+	expect_str("tstamp_tz_name() after tstamp_tz_set", "Asia/Shanghai", tstamp_tz_name());
+	report(tstamp_tz_set("Nowhere/Atlantis", err, sizeof err) != 0, "tstamp_tz_set rejects an unknown zone", NULL);
+	report(tstamp_tz_set("../../etc/passwd", err, sizeof err) != 0, "tstamp_tz_set rejects a path as zone", NULL);
+	expect_str("tstamp_tz_name() unchanged by a failed tstamp_tz_set", "Asia/Shanghai", tstamp_tz_name());
 
 	/* Offsets and Z */
 	tp_ok("2026-11-20T20:15:00+08:00", 1795176900);
@@ -178,28 +178,28 @@ static void test_time(void)
 static void test_time_format(void)
 {
 	char buf[64], err[256];
-	if (tz_set("Asia/Shanghai", err, sizeof err) != 0)
+	if (tstamp_tz_set("Asia/Shanghai", err, sizeof err) != 0)
 		return;
-	time_format(1795176900, buf, sizeof buf);
-	expect_str("time_format(1795176900) in Asia/Shanghai", "2026-11-20T20:15:00+08:00", buf);
+	tstamp_format(1795176900, buf, sizeof buf);
+	expect_str("tstamp_format(1795176900) in Asia/Shanghai", "2026-11-20T20:15:00+08:00", buf);
 	/* past 9999 in the local zone: written in UTC, which parses back */
-	time_format(253402300799LL, buf, sizeof buf);
-	expect_str("time_format(last second) in Asia/Shanghai", "9999-12-31T23:59:59+00:00", buf);
-	time_format(253402271999LL, buf, sizeof buf);
-	expect_str("time_format(last local second of 9999)", "9999-12-31T23:59:59+08:00", buf);
-	expect_int("days_in_month(2024, 2)", 29, days_in_month(2024, 2));
-	expect_int("days_in_month(2025, 2)", 28, days_in_month(2025, 2));
-	expect_int("days_in_month(1900, 2)", 28, days_in_month(1900, 2));
-	expect_int("days_in_month(2000, 2)", 29, days_in_month(2000, 2));
-	expect_int("days_from_civil(1970, 1, 1)", 0, days_from_civil(1970, 1, 1));
-	expect_int("days_from_civil(2024, 2, 29)", 1709164800 / 86400, days_from_civil(2024, 2, 29));
+	tstamp_format(253402300799LL, buf, sizeof buf);
+	expect_str("tstamp_format(last second) in Asia/Shanghai", "9999-12-31T23:59:59+00:00", buf);
+	tstamp_format(253402271999LL, buf, sizeof buf);
+	expect_str("tstamp_format(last local second of 9999)", "9999-12-31T23:59:59+08:00", buf);
+	expect_int("tstamp_days_in_month(2024, 2)", 29, tstamp_days_in_month(2024, 2));
+	expect_int("tstamp_days_in_month(2025, 2)", 28, tstamp_days_in_month(2025, 2));
+	expect_int("tstamp_days_in_month(1900, 2)", 28, tstamp_days_in_month(1900, 2));
+	expect_int("tstamp_days_in_month(2000, 2)", 29, tstamp_days_in_month(2000, 2));
+	expect_int("tstamp_days_from_civil(1970, 1, 1)", 0, tstamp_days_from_civil(1970, 1, 1));
+	expect_int("tstamp_days_from_civil(2024, 2, 29)", 1709164800 / 86400, tstamp_days_from_civil(2024, 2, 29));
 
 	/* Naive times follow the configured zone. */
-	report(tz_set("UTC", err, sizeof err) == 0, "tz_set(\"UTC\")", "%s", err);
+	report(tstamp_tz_set("UTC", err, sizeof err) == 0, "tstamp_tz_set(\"UTC\")", "%s", err);
 	tp_ok("2026-11-20 12:15", 1795176900);
 	tp_ok("2026-11-20", 1795132800);
 	tp_ok("2026-11-20T20:15:00+08:00", 1795176900);
-	report(tz_set("Asia/Shanghai", err, sizeof err) == 0, "tz_set back to Asia/Shanghai", "%s", err);
+	report(tstamp_tz_set("Asia/Shanghai", err, sizeof err) == 0, "tstamp_tz_set back to Asia/Shanghai", "%s", err);
 }
 
 /* ------------------------------------------------------------ duration */
@@ -208,8 +208,8 @@ static void dur_ok(const char *s, int64_t want)
 {
 	char name[128];
 	int64_t got = -1;
-	snprintf(name, sizeof name, "duration_parse(\"%s\") = %" PRId64, s, want);
-	if (duration_parse(s, &got) != 0)
+	snprintf(name, sizeof name, "tstamp_duration(\"%s\") = %" PRId64, s, want);
+	if (tstamp_duration(s, &got) != 0)
 		report(0, name, "rejected");
 	else
 		expect_int(name, want, got);
@@ -219,8 +219,8 @@ static void dur_bad(const char *s)
 {
 	char name[128];
 	int64_t got = 0;
-	snprintf(name, sizeof name, "duration_parse rejects \"%s\"", s);
-	int rc = duration_parse(s, &got);
+	snprintf(name, sizeof name, "tstamp_duration rejects \"%s\"", s);
+	int rc = tstamp_duration(s, &got);
 	report(rc != 0, name, "accepted as %" PRId64, got);
 }
 
@@ -254,7 +254,7 @@ static void test_duration(void)
 		memcpy(big + i * 9, "99999999w", 9);
 	big[n * 9] = '\0';
 	int64_t secs;
-	report(duration_parse(big, &secs) != 0, "duration_parse rejects 200000 x 99999999w (no overflow)",
+	report(tstamp_duration(big, &secs) != 0, "tstamp_duration rejects 200000 x 99999999w (no overflow)",
 	       "accepted as %" PRId64, secs);
 	free(big);
 }
@@ -632,13 +632,13 @@ static void test_event(void)
 		                                   "0086 138-0013-8000", "13800138000"};
 		for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
 			char out[40] = "", name[120];
-			snprintf(name, sizeof name, "phone_normalise(\"%s\") = 13800138000", same[i]);
-			int prc = phone_normalise(same[i], out, sizeof out);
+			snprintf(name, sizeof name, "event_phone_normalise(\"%s\") = 13800138000", same[i]);
+			int prc = event_phone_normalise(same[i], out, sizeof out);
 			report(prc == 0 && strcmp(out, "13800138000") == 0, name, "rc %d, got \"%s\"", prc, out);
 		}
 		char out[40] = "";
-		report(phone_normalise("861380013800", out, sizeof out) == 0 && strcmp(out, "861380013800") == 0,
-		       "phone_normalise keeps 86 on a 12-digit number", "got \"%s\"", out);
+		report(event_phone_normalise("861380013800", out, sizeof out) == 0 && strcmp(out, "861380013800") == 0,
+		       "event_phone_normalise keeps 86 on a 12-digit number", "got \"%s\"", out);
 	}
 	ev_bad(r, "an unknown kind in ids", "{" BASE ",\"ids\":{\"weibo_uid\":\"w1\"}}", "weibo_uid");
 	ev_bad(r, "an unknown kind in ids next to a good identifier", "{" BASE ",\"unionid\":\"u\",\"ids\":{\"weibo_uid\":\"w1\"}}", "weibo_uid");
@@ -1335,21 +1335,21 @@ static void test_render(void)
 static void test_quiet(void)
 {
 	char err[128];
-	tz_set("Asia/Shanghai", err, sizeof err);
+	tstamp_tz_set("Asia/Shanghai", err, sizeof err);
 	struct policy p = {.has_quiet = 1, .quiet_start = 22 * 60, .quiet_end = 8 * 60};
 	int64_t t, want;
-	time_parse("2026-11-20T23:00:00+08:00", &t, err, sizeof err);
-	time_parse("2026-11-21T08:00:00+08:00", &want, err, sizeof err);
+	tstamp_parse("2026-11-20T23:00:00+08:00", &t, err, sizeof err);
+	tstamp_parse("2026-11-21T08:00:00+08:00", &want, err, sizeof err);
 	expect_int("quiet 22:00-08:00: 23:00 waits for 08:00 the next day", want, policy_quiet_end(&p, t));
-	time_parse("2026-11-21T00:30:00+08:00", &t, err, sizeof err);
+	tstamp_parse("2026-11-21T00:30:00+08:00", &t, err, sizeof err);
 	expect_int("quiet 22:00-08:00: 00:30 waits for 08:00 the same day", want, policy_quiet_end(&p, t));
-	time_parse("2026-11-21T08:00:00+08:00", &t, err, sizeof err);
+	tstamp_parse("2026-11-21T08:00:00+08:00", &t, err, sizeof err);
 	expect_int("quiet 22:00-08:00: 08:00 is not quiet", t, policy_quiet_end(&p, t));
-	time_parse("2026-11-21T21:59:59+08:00", &t, err, sizeof err);
+	tstamp_parse("2026-11-21T21:59:59+08:00", &t, err, sizeof err);
 	expect_int("quiet 22:00-08:00: 21:59:59 is not quiet", t, policy_quiet_end(&p, t));
 	struct policy q = {.has_quiet = 1, .quiet_start = 12 * 60, .quiet_end = 14 * 60};
-	time_parse("2026-11-21T13:00:00+08:00", &t, err, sizeof err);
-	time_parse("2026-11-21T14:00:00+08:00", &want, err, sizeof err);
+	tstamp_parse("2026-11-21T13:00:00+08:00", &t, err, sizeof err);
+	tstamp_parse("2026-11-21T14:00:00+08:00", &want, err, sizeof err);
 	expect_int("quiet 12:00-14:00: 13:00 waits for 14:00", want, policy_quiet_end(&q, t));
 }
 
@@ -1359,18 +1359,18 @@ static void test_step_due(void)
 	char err[128];
 	struct sop_step st = {.day = 2, .hour = 20, .minute = 0};
 	int64_t day0, want;
-	tz_set("America/New_York", err, sizeof err);
-	time_parse("2026-10-31T10:00:00-04:00", &day0, err, sizeof err); /* EDT */
-	time_parse("2026-11-02T20:00:00-05:00", &want, err, sizeof err); /* EST */
+	tstamp_tz_set("America/New_York", err, sizeof err);
+	tstamp_parse("2026-10-31T10:00:00-04:00", &day0, err, sizeof err); /* EDT */
+	tstamp_parse("2026-11-02T20:00:00-05:00", &want, err, sizeof err); /* EST */
 	expect_int("sop step 2d 20:00 across the New York DST end keeps 20:00 local", want, sop_step_due(&st, day0));
-	tz_set("Asia/Shanghai", err, sizeof err);
+	tstamp_tz_set("Asia/Shanghai", err, sizeof err);
 	struct sop_step early = {.day = 0, .hour = 0, .minute = 30};
-	time_parse("2026-11-20T10:00:00+08:00", &day0, err, sizeof err);
-	time_parse("2026-11-19T16:30:00Z", &want, err, sizeof err);
+	tstamp_parse("2026-11-20T10:00:00+08:00", &day0, err, sizeof err);
+	tstamp_parse("2026-11-19T16:30:00Z", &want, err, sizeof err);
 	expect_int("sop step 0d 00:30 in Shanghai is 16:30 UTC the day before", want, sop_step_due(&early, day0));
 	struct sop_step eom = {.day = 3, .hour = 9, .minute = 0};
-	time_parse("2026-01-30T10:00:00+08:00", &day0, err, sizeof err);
-	time_parse("2026-02-02T09:00:00+08:00", &want, err, sizeof err);
+	tstamp_parse("2026-01-30T10:00:00+08:00", &day0, err, sizeof err);
+	tstamp_parse("2026-02-02T09:00:00+08:00", &want, err, sizeof err);
 	expect_int("sop step 3d from Jan 30 lands on Feb 2", want, sop_step_due(&eom, day0));
 }
 
@@ -1380,47 +1380,47 @@ static void test_dst_edges(void)
 {
 	char err[128];
 	int64_t t, want_amb, want_gap;
-	tz_set("America/New_York", err, sizeof err);
-	time_parse("2026-11-01T05:30:00Z", &want_amb, err, sizeof err); /* 01:30 EDT, the earlier */
-	time_parse("2026-03-08T07:30:00Z", &want_gap, err, sizeof err); /* 03:30 EDT */
+	tstamp_tz_set("America/New_York", err, sizeof err);
+	tstamp_parse("2026-11-01T05:30:00Z", &want_amb, err, sizeof err); /* 01:30 EDT, the earlier */
+	tstamp_parse("2026-03-08T07:30:00Z", &want_gap, err, sizeof err); /* 03:30 EDT */
 	const char *before[] = {"2026-07-01T12:00:00", "2026-12-01T12:00:00", "2026-11-01T01:10:00-05:00",
 	                        "2026-11-01T01:10:00-04:00", "2026-11-01T03:00:00"};
 	for (size_t i = 0; i < sizeof before / sizeof before[0]; i++) {
 		char name[160];
-		time_parse(before[i], &t, err, sizeof err);
-		local_to_utc(2026, 11, 1, 1, 59, 0);
+		tstamp_parse(before[i], &t, err, sizeof err);
+		tstamp_local_to_utc(2026, 11, 1, 1, 59, 0);
 		snprintf(name, sizeof name, "ambiguous 2026-11-01 01:30 New York is 01:30 EDT (after %s)", before[i]);
-		expect_int(name, want_amb, local_to_utc(2026, 11, 1, 1, 30, 0));
-		time_parse("2026-11-01 01:30", &t, err, sizeof err);
-		snprintf(name, sizeof name, "time_parse of the ambiguous 01:30 agrees (after %s)", before[i]);
+		expect_int(name, want_amb, tstamp_local_to_utc(2026, 11, 1, 1, 30, 0));
+		tstamp_parse("2026-11-01 01:30", &t, err, sizeof err);
+		snprintf(name, sizeof name, "tstamp_parse of the ambiguous 01:30 agrees (after %s)", before[i]);
 		expect_int(name, want_amb, t);
 		snprintf(name, sizeof name, "non-existent 2026-03-08 02:30 New York moves forward to 03:30 EDT (after %s)",
 		         before[i]);
-		expect_int(name, want_gap, local_to_utc(2026, 3, 8, 2, 30, 0));
+		expect_int(name, want_gap, tstamp_local_to_utc(2026, 3, 8, 2, 30, 0));
 	}
-	time_parse("2026-11-01T06:30:00Z", &t, err, sizeof err);
-	expect_int("01:30 on the day after is plain EST", t + 86400, local_to_utc(2026, 11, 2, 1, 30, 0));
-	expect_int("day 32 of October is November 1st", want_amb, local_to_utc(2026, 10, 32, 1, 30, 0));
+	tstamp_parse("2026-11-01T06:30:00Z", &t, err, sizeof err);
+	expect_int("01:30 on the day after is plain EST", t + 86400, tstamp_local_to_utc(2026, 11, 2, 1, 30, 0));
+	expect_int("day 32 of October is November 1st", want_amb, tstamp_local_to_utc(2026, 10, 32, 1, 30, 0));
 	struct sop_step st = {.day = 1, .hour = 1, .minute = 30};
-	time_parse("2026-10-31T12:00:00-04:00", &t, err, sizeof err);
+	tstamp_parse("2026-10-31T12:00:00-04:00", &t, err, sizeof err);
 	expect_int("sop step 1d 01:30 into the fall-back night: the earlier instant", want_amb, sop_step_due(&st, t));
 	struct policy q = {.has_quiet = 1, .quiet_start = 0, .quiet_end = 90};
-	time_parse("2026-11-01T04:10:00Z", &t, err, sizeof err); /* 00:10 EDT */
+	tstamp_parse("2026-11-01T04:10:00Z", &t, err, sizeof err); /* 00:10 EDT */
 	expect_int("quiet 00:00-01:30 ends at the earlier 01:30 on the fall-back night", want_amb, policy_quiet_end(&q, t));
-	tz_set("Asia/Shanghai", err, sizeof err);
+	tstamp_tz_set("Asia/Shanghai", err, sizeof err);
 }
 
 /* timezone: a real zone file, not a directory or another file. */
 static void test_tz_names(void)
 {
 	char err[256];
-	report(tz_set("Asia", err, sizeof err) != 0, "timezone Asia (a directory) is refused", "accepted");
+	report(tstamp_tz_set("Asia", err, sizeof err) != 0, "timezone Asia (a directory) is refused", "accepted");
 	report(strstr(err, "not a time zone file") != NULL, "... saying it is not a zone file", "%s", err);
-	report(tz_set("leapseconds", err, sizeof err) != 0, "timezone leapseconds (not TZif) is refused", "accepted");
-	report(tz_set("Nowhere/Atlantis", err, sizeof err) != 0, "an unknown zone is refused", "accepted");
-	report(tz_set("America/New_York", err, sizeof err) == 0, "America/New_York is a zone", "%s", err);
-	report(strcmp(tz_name(), "America/New_York") == 0, "a refused zone left the last good one", "%s", tz_name());
-	tz_set("Asia/Shanghai", err, sizeof err);
+	report(tstamp_tz_set("leapseconds", err, sizeof err) != 0, "timezone leapseconds (not TZif) is refused", "accepted");
+	report(tstamp_tz_set("Nowhere/Atlantis", err, sizeof err) != 0, "an unknown zone is refused", "accepted");
+	report(tstamp_tz_set("America/New_York", err, sizeof err) == 0, "America/New_York is a zone", "%s", err);
+	report(strcmp(tstamp_tz_name(), "America/New_York") == 0, "a refused zone left the last good one", "%s", tstamp_tz_name());
+	tstamp_tz_set("Asia/Shanghai", err, sizeof err);
 }
 
 /* More than 32 dnd tags all count; more than 32 caps is a rules error. */
@@ -1671,9 +1671,9 @@ static void test_plans(void)
 	expect_plan(db, "plan: ingest dedup by event id", ingest_seen_sql,
 	            "SEARCH event USING INDEX sqlite_autoindex_event_1 (id=?)", NULL);
 	expect_plan(db, "plan: ingest profile attributes", ingest_attrs_sql, pidx, NULL);
-	expect_plan(db, "plan: ingest identity look-up", idres_lookup_sql,
+	expect_plan(db, "plan: ingest identity look-up", identity_lookup_sql,
 	            "SEARCH identity USING INDEX sqlite_autoindex_identity_1 (kind=? AND value=?)", NULL);
-	expect_plan(db, "plan: ingest kinds of a person", idres_kinds_of_sql,
+	expect_plan(db, "plan: ingest kinds of a person", identity_kinds_of_sql,
 	            "SEARCH identity USING INDEX identity_pid (pid=?)", NULL);
 	expect_plan(db, "plan: ingest batch facts", delta_person_sql, pidx, NULL);
 	static const char *const merge_want[] = {
@@ -1689,9 +1689,9 @@ static void test_plans(void)
 		"SEARCH rfm USING INTEGER PRIMARY KEY (rowid=?)",
 		"SEARCH person USING INTEGER PRIMARY KEY (rowid=?)",
 	};
-	for (int i = 0; idres_merge_sql[i]; i++) {
+	for (int i = 0; identity_merge_sql[i]; i++) {
 		snprintf(name, sizeof name, "plan: ingest merge step %d", i + 1);
-		expect_plan(db, name, idres_merge_sql[i], i < (int)(sizeof merge_want / sizeof *merge_want) ? merge_want[i] : "?", NULL);
+		expect_plan(db, name, identity_merge_sql[i], i < (int)(sizeof merge_want / sizeof *merge_want) ? merge_want[i] : "?", NULL);
 	}
 
 	for (int i = 0; facts_lookup_sql[i]; i++) {

@@ -46,7 +46,7 @@ void fuzz_setup(void)
 {
 	char err[256];
 	setenv("SMR_HASH_KEY", "fuzz-key-0123456789abcdef0123456789", 1);
-	if (tz_set("Asia/Shanghai", err, sizeof err) != 0) {
+	if (tstamp_tz_set("Asia/Shanghai", err, sizeof err) != 0) {
 		fprintf(stderr, "fuzz: %s\n", err);
 		abort();
 	}

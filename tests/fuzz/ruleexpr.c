@@ -8,6 +8,7 @@
 #include "../../common/regex.h"
 #include "../../common/ruleexpr.h"
 #include "../../common/tagrules.h"
+#include "../../common/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		utf8_column(expr, size);
 		char *sql = sqlite3_mprintf("SELECT facts.pid FROM facts WHERE %s", re.sql);
 		sqlite3_stmt *st = NULL;
-		rules_sandbox(db, 1);
+		tagrules_sandbox(db, 1);
 		sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-		rules_sandbox(db, 0);
+		tagrules_sandbox(db, 0);
 		sqlite3_finalize(st);
 		sqlite3_free(sql);
 		ruleexpr_free(&re);

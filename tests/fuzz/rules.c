@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rules_free(r);
 	regex_cache_free();
 	char err[256];
-	if (tz_set("Asia/Shanghai", err, sizeof err) != 0) /* a timezone line changed it */
+	if (tstamp_tz_set("Asia/Shanghai", err, sizeof err) != 0) /* a timezone line changed it */
 		abort();
 	return 0;
 }

@@ -27,14 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	char err[256], buf[64];
 	int64_t t, t2, secs, fen, fen2;
-	if (time_parse(s, &t, err, sizeof err) == 0) {
-		time_format(t, buf, sizeof buf);
-		if (time_parse(buf, &t2, err, sizeof err) != 0 || t2 != t) {
+	if (tstamp_parse(s, &t, err, sizeof err) == 0) {
+		tstamp_format(t, buf, sizeof buf);
+		if (tstamp_parse(buf, &t2, err, sizeof err) != 0 || t2 != t) {
 			printf("fuzz-scalars: time \"%s\" formats as \"%s\", which does not parse back\n", s, buf);
 			abort();
 		}
 	}
-	if (duration_parse(s, &secs) == 0 && secs < 0)
+	if (tstamp_duration(s, &secs) == 0 && secs < 0)
 		abort();
 	if (money_parse(s, &fen) == 0) {
 		snprintf(buf, sizeof buf, "%s%lld.%02lld", fen < 0 ? "-" : "", llabs((long long)fen) / 100,
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	char phone[72];
-	phone_normalise(s, phone, sizeof phone);
+	event_phone_normalise(s, phone, sizeof phone);
 	free(s);
 	return 0;
 }
