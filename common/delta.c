@@ -173,7 +173,8 @@ void delta_flush(struct delta *d)
 	for (size_t i = 0; i < d->cap; i++)
 		if (d->slot[i].pid)
 			d->slot[n++] = d->slot[i];
-	qsort(d->slot, n, sizeof *d->slot, by_pid); /* pid order: neighbouring pages */
+	if (n) /* d->slot is NULL before the first event */
+		qsort(d->slot, n, sizeof *d->slot, by_pid); /* pid order: neighbouring pages */
 	sqlite3_stmt *st = d->person;
 	for (size_t i = 0; i < n; i++) {
 		const struct sums *s = &d->slot[i];
