@@ -115,6 +115,9 @@ int main(int argc, char **argv)
 	/* a closed standard output is an error to handle (exit 3, nothing
 	 * left claimed), not a signal that kills the run mid-touch */
 	signal(SIGPIPE, SIG_IGN);
+	/* per-person look-ups scattered over the database: a large cache only
+	 * makes memory follow the queue's size (measured: same speed at 16 MB) */
+	db_cache_default(16);
 	sqlite3 *db = db_open(a.o.db);
 	struct wecom *wc = NULL;
 	if (wecom && !(wc = wecom_open(a.transport + 6, db, a.o.db, a.o.now, err, sizeof err)))

@@ -223,11 +223,15 @@ static void set_wal(sqlite3 *db)
 	}
 }
 
+static int cache_mb_default = CACHE_MB_DEFAULT;
+
+void db_cache_default(int mb) { cache_mb_default = mb; }
+
 int db_cache_mb(void)
 {
 	const char *s = getenv("SMR_CACHE_MB");
 	if (!s || !*s)
-		return CACHE_MB_DEFAULT;
+		return cache_mb_default;
 	char *end;
 	errno = 0;
 	long mb = strtol(s, &end, 10);

@@ -19,8 +19,12 @@ int db_schema_version(void);
  * migrated. Exits 3 on failure. */
 sqlite3 *db_open(const char *path);
 void db_close(sqlite3 *db);
-/* The page cache in megabytes: SMR_CACHE_MB, or 256; exits 3 on a bad value. */
+/* The page cache in megabytes: SMR_CACHE_MB, or the tool's default (256
+ * unless db_cache_default changed it); exits 3 on a bad value. */
 int db_cache_mb(void);
+/* A tool whose reads are scattered look-ups (smr-send) sets a smaller
+ * default before db_open, so its memory does not follow the database. */
+void db_cache_default(int mb);
 
 _Noreturn void db_fail(sqlite3 *db, const char *what);
 /* Called first by db_fail when set: may report the failure its own way and
