@@ -1,8 +1,8 @@
 #include "identity.h"
 #include "db.h"
 #include "err.h"
-#include "lex.h"
 #include "sopdue.h"
+#include "tagrules.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -73,25 +73,16 @@ static void load_ladders(sqlite3 *db, const struct rules *r)
 	            "DELETE FROM temp.ladder_rung;");
 	sqlite3_stmt *ins = db_prepare(db, "INSERT OR IGNORE INTO temp.ladder_rung(tag, ladder, rung) VALUES (?1, ?2, ?3)");
 	for (size_t i = 0; i < r->nstmts; i++) {
-		if (strcmp(r->stmts[i].keyword, "ladder") != 0)
+		struct ladder l;
+		if (strcmp(r->stmts[i].keyword, "ladder") != 0 || tagrules_ladder_parse(&r->stmts[i], NULL, &l) != 0)
 			continue;
-		const char *p = lex_skip_space(lex_skip_space(r->stmts[i].text) + strlen("ladder"));
-		size_t n = lex_name_len(p);
-		char *ladder = xstrndup(p, n);
-		p = lex_skip_space(p + n);
-		if (*p == ':')
-			p++;
-		else
-			p = "";
-		for (int rung = 0; *(p = lex_skip_space(p)) && (n = lex_name_len(p)) > 0; rung++, p += n) {
-			char *tag = xstrndup(p, n);
-			db_bind_text(db, ins, 1, tag);
-			db_bind_text(db, ins, 2, ladder);
-			db_bind_int(db, ins, 3, rung);
+		for (size_t rung = 0; rung < l.ntags; rung++) {
+			db_bind_text(db, ins, 1, l.tags[rung]);
+			db_bind_text(db, ins, 2, l.name);
+			db_bind_int(db, ins, 3, (int64_t)rung);
 			db_run(db, ins);
-			free(tag);
 		}
-		free(ladder);
+		tagrules_ladder_free(&l);
 	}
 	sqlite3_finalize(ins);
 }

@@ -60,13 +60,26 @@ static int parse_cond(struct tagrules *tr, const struct rule_stmt *st, struct co
 	return 0;
 }
 
+static void ladder_error(const char *file, int line, int col, const char *msg)
+{
+	if (file)
+		rules_error(file, line, col, "%s", msg);
+}
+
+void tagrules_ladder_free(struct ladder *l)
+{
+	for (size_t i = 0; i < l->ntags; i++)
+		free(l->tags[i]);
+	free(l->tags);
+}
+
 /* "ladder NAME: TAG TAG ..." (lowest rung first) */
-static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
+int tagrules_ladder_parse(const struct rule_stmt *st, const char *file, struct ladder *out)
 {
 	const char *text = st->text, *p = lex_skip_space(lex_skip_space(text) + strlen("ladder"));
 	size_t n = lex_name_len(p);
 	if (n == 0 || n >= TAG_NAME_MAX) {
-		rules_error(tr->file, st->line, (int)(p - text) + 1, "ladder needs a name");
+		ladder_error(file, st->line, (int)(p - text) + 1, "ladder needs a name");
 		return -1;
 	}
 	struct ladder l = {0};
@@ -74,32 +87,38 @@ static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
 	l.line = st->line;
 	p = lex_skip_space(p + n);
 	if (*p != ':') {
-		rules_error(tr->file, st->line, (int)(p - text) + 1, "expected \":\" after the ladder name");
+		ladder_error(file, st->line, (int)(p - text) + 1, "expected \":\" after the ladder name");
 		return -1;
 	}
 	p = lex_skip_space(p + 1);
 	while (*p) {
 		n = lex_name_len(p);
 		if (n == 0 || n >= TAG_NAME_MAX) {
-			rules_error(tr->file, st->line, (int)(p - text) + 1, "expected a tag name");
-			goto fail;
+			ladder_error(file, st->line, (int)(p - text) + 1, "expected a tag name");
+			tagrules_ladder_free(&l);
+			return -1;
 		}
 		l.tags = xrealloc(l.tags, (l.ntags + 1) * sizeof *l.tags);
 		l.tags[l.ntags++] = xstrndup(p, n);
 		p = lex_skip_space(p + n);
 	}
 	if (l.ntags < 2) {
-		rules_error(tr->file, st->line, 1, "a ladder needs at least two tags");
-		goto fail;
+		ladder_error(file, st->line, 1, "a ladder needs at least two tags");
+		tagrules_ladder_free(&l);
+		return -1;
 	}
+	*out = l;
+	return 0;
+}
+
+static int parse_ladder(struct tagrules *tr, const struct rule_stmt *st)
+{
+	struct ladder l;
+	if (tagrules_ladder_parse(st, tr->file, &l) != 0)
+		return -1;
 	tr->ladders = xrealloc(tr->ladders, (tr->nladders + 1) * sizeof *tr->ladders);
 	tr->ladders[tr->nladders++] = l;
 	return 0;
-fail:
-	for (size_t i = 0; i < l.ntags; i++)
-		free(l.tags[i]);
-	free(l.tags);
-	return -1;
 }
 
 const struct cond *tagrules_find(const struct tagrules *tr, const char *name)
@@ -187,11 +206,8 @@ void tagrules_free(struct tagrules *tr)
 		return;
 	free_conds(tr->tags, tr->ntags);
 	free_conds(tr->segments, tr->nsegments);
-	for (size_t l = 0; l < tr->nladders; l++) {
-		for (size_t k = 0; k < tr->ladders[l].ntags; k++)
-			free(tr->ladders[l].tags[k]);
-		free(tr->ladders[l].tags);
-	}
+	for (size_t l = 0; l < tr->nladders; l++)
+		tagrules_ladder_free(&tr->ladders[l]);
 	free(tr->ladders);
 	free(tr);
 }

@@ -54,6 +54,10 @@ int tagrules_compile(struct tagrules *tr, sqlite3 *db);
 #define RULES_MARKED 2
 void tagrules_sandbox(sqlite3 *db, int on);
 
+/* One ladder statement into OUT (free with tagrules_ladder_free); errors
+ * reported at FILE:line:col, or not at all when FILE is NULL. */
+int tagrules_ladder_parse(const struct rule_stmt *st, const char *file, struct ladder *out);
+void tagrules_ladder_free(struct ladder *l);
 const struct cond *tagrules_find(const struct tagrules *tr, const char *name);
 int tagrules_name_valid(const char *s);
 
