@@ -7,14 +7,7 @@
 # leaving.
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
-
-SEG="$SMR_BIN/smr-segment"
-# seg ARGS...: smr-segment, stdout in $T/sout, stderr in $T/serr, status in SRC.
-seg() {
-	invoke /dev/null "$T/sout" "$T/serr" "$SEG" "$@"
-	SRC=$INVOKED
-}
-sstatus() { status_is "$1" "$SRC" "$2" "$T/serr"; }
+. "$FIXTURES/segment/helpers.sh"
 # members: the unionids of the records on $T/sout, space-separated.
 members() {
 	python3 -c '

@@ -6,12 +6,7 @@
 # row frozen; the file 0600 and written whole; bad uses.
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
-SEG="$SMR_BIN/smr-segment"
-seg() {
-	invoke /dev/null "$T/sout" "$T/serr" "$SEG" "$@"
-	SRC=$INVOKED
-}
-sstatus() { status_is "$1" "$SRC" "$2" "$T/serr"; }
+. "$FIXTURES/segment/helpers.sh"
 # cells FILE ROW: "ref:type:value:format" for each cell of ROW of the first
 # sheet, resolving inline and shared strings and each cell's number format.
 cells() {
