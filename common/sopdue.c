@@ -56,7 +56,9 @@ static const char *const PENDING =
 /* In one statement, the first that holds: an exit tag (in the rules'
  * order, ?5 on) entered at or after day 0; the trigger left (unless
  * on_leave stay); a newer entry of the trigger (re-entered: a new
- * enrollment). */
+ * enrollment); a WeCom contact whose every staff relationship has ended
+ * (staff_link; a person who never had one, outside WeCom, is not
+ * concerned). */
 static void exits(struct pass *p, const char *scope)
 {
 	const struct sop *sp = p->sp;
@@ -73,7 +75,10 @@ static void exits(struct pass *p, const char *scope)
 		"CASE WHEN ?4 AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.pid = e.pid AND t.tag = ?3 AND t.since = e.day0) "
 		"  THEN 'left ' || ?3 END, "
 		"CASE WHEN EXISTS (SELECT 1 FROM tag t WHERE t.pid = e.pid AND t.tag = ?3 AND t.since > e.day0 AND t.since <= ?2) "
-		"  THEN 're-entered ' || ?3 END) AS reason "
+		"  THEN 're-entered ' || ?3 END, "
+		"CASE WHEN EXISTS (SELECT 1 FROM staff_link l WHERE l.pid = e.pid AND l.since <= ?2) "
+		"  AND NOT EXISTS (SELECT 1 FROM staff_link l WHERE l.pid = e.pid AND l.since <= ?2 "
+		"    AND (l.until IS NULL OR l.until > ?2)) THEN '" SOPDUE_NO_STAFF "' END) AS reason "
 		"FROM enrollment e WHERE e.sop = ?1 AND %s) AS x WHERE enrollment.id = x.id AND x.reason IS NOT NULL",
 		scope);
 	sqlite3_stmt *st = db_prepare(p->db, sql);

@@ -11,6 +11,10 @@
 #include "person.h"
 #include "sop.h"
 
+/* The exit reason of an enrollment whose person has had WeCom staff
+ * relationships (staff_link) and has none active any more. */
+#define SOPDUE_NO_STAFF "no staff contact left"
+
 struct sopdue_stats { long enrolled, exited, completed, queued, missed, skipped, held_out; };
 
 /* One pass at NOW inside the caller's transaction. Steps later than LATE

@@ -12,69 +12,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-SEND="$SMR_BIN/smr-send"
-SERVER="$FIXTURES/wecom/server.py"
-export TZ=Asia/Shanghai
-export SMR_WECOM_CORPID=ww-test SMR_WECOM_SECRET=test-secret SMR_WECOM_BACKOFF_SCALE=0.01
-unset SMR_WECOM_SECRET_FILE SMR_WECOM_TOKEN_FILE SMR_WECOM_LIMIT SMR_WECOM_TRIES SMR_WECOM_TIMEOUT_MS
-
-SRV=
-stop_server() {
-	if [ -n "$SRV" ]; then
-		kill "$SRV" 2>/dev/null
-		wait "$SRV" 2>/dev/null
-	fi
-	SRV=
-}
-trap 'stop_server; rm -rf "$T"' EXIT
-# start_server: a fresh stand-in; SMR_WECOM_API points at it.
-start_server() {
-	stop_server
-	rm -f "$T/port"
-	python3 "$SERVER" >"$T/port" 2>"$T/server.err" &
-	SRV=$!
-	for _ in $(seq 100); do
-		[ -s "$T/port" ] && break
-		sleep 0.05
-	done
-	export SMR_WECOM_API="http://127.0.0.1:$(head -1 "$T/port")"
-}
-# hook NAME JSON: a test hook of the server; prints its answer.
-hook() {
-	python3 - "$SMR_WECOM_API/test/$1" "${2:-{\}}" <<'PY'
-import sys, urllib.request
-r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST"), timeout=10)
-print(r.read().decode())
-PY
-}
-# srv EXPR: a Python expression over the server's state S (calls, tasks).
-srv() {
-	hook state | python3 -c "
-import json, sys
-S = json.load(sys.stdin)
-calls = lambda a: S['calls'].get(a, 0)
-print($1)"
-}
-
-wsendin() {
-	local f=$1
-	shift
-	invoke "$f" "$T/xout" "$T/xerr" "$SEND" "$@"
-	XRC=$INVOKED
-}
-wsnd() { wsendin /dev/null "$@"; }
-xstatus() { status_is "$1" "$XRC" "$2" "$T/xerr"; }
-# res KEY...: "v1 v2;..." of the last smr-send run's records, sorted.
-res() {
-	python3 - "$T/xout" "$@" <<'PY' | sort | paste -sd';'
-import json, sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    o = json.loads(line)
-    print(" ".join(str(o.get(k, "-")) for k in sys.argv[2:]))
-PY
-}
-# states DB: "who state;..." of every touch, by who and step.
-states() { sq "$1" "SELECT coalesce(group_concat(x, ';'), '') FROM (SELECT $WHO || ' ' || step || ' ' || state AS x FROM touch x ORDER BY $WHO, step)"; }
+. "$FIXTURES/wecom/helpers.sh"
 
 cat >w.rules <<'EOF2'
 timezone Asia/Shanghai
@@ -90,24 +28,6 @@ end
 content hi private "新品到了，来看看"
 content hi2 private "{{nickname|亲}}，今天有优惠"
 EOF2
-
-# people N STAFF [FROM]: persons C<FROM>..C<FROM+N-1>, friends of STAFF, who viewed.
-people() {
-	local n=$1 staff=$2 from=${3:-1} i
-	for ((i = from; i < from + n; i++)); do
-		ev "a$i" friend_add 2026-11-01T10:00:00+08:00 "C$i" ",\"external_userid\":\"wmC$i\",\"staff\":\"$staff\""
-		ev "v$i" view 2026-11-02T09:00:00+08:00 "C$i"
-	done
-}
-# setup DB EVENTS: ingest, tag and queue day 0 at 12:00.
-setup() {
-	rm -f "$1" "$1-wal" "$1-shm" "$1.wecom-token"
-	ingest "setup $1" "$1" w.rules "$2"
-	tag --db "$1" --rules w.rules --now 2026-11-02T09:05:00+08:00
-	due --db "$1" --rules w.rules --now 2026-11-02T12:00:00+08:00
-}
-D0=2026-11-02T12:00:00+08:00
-D1=2026-11-03T12:00:00+08:00
 
 # === sender choice, batching, the token cache, the secret =====================
 start_server
@@ -131,9 +51,11 @@ setup b.db basic.ndjson
 wsnd --db b.db --rules w.rules --now $D0 --queued --transport wecom: --stats
 xstatus "basic: exit 0" 0
 eq "basic: friends get task_created, no relationship or no external_userid suppressed" \
-	"C1 task_created;C2 task_created;C3 task_created;C4 task_created;C5 task_created;C6 suppressed;C7 suppressed;C8 task_created;C9 suppressed" \
+	"C1 task_created;C2 task_created;C3 task_created;C4 task_created;C5 task_created;C6 suppressed;C7 suppressed;C8 task_created" \
 	"$(res unionid result)"
-eq "basic: the reasons" "C6 no active staff relationship (friend_add with staff, not since deleted);C7 no external_userid: the person is not a WeCom contact;C9 no active staff relationship (friend_add with staff, not since deleted)" \
+eq "basic: C9 deleted their only contact: the enrollment ended, no touch" "exited no staff contact left|0" \
+	"$(sq b.db "SELECT state || ' ' || exit_reason FROM enrollment x WHERE $WHO = 'C9'")|$(sq b.db "SELECT count(*) FROM touch x WHERE $WHO = 'C9'")"
+eq "basic: the reasons" "C6 no active staff relationship (friend_add with staff, not since deleted);C7 no external_userid: the person is not a WeCom contact" \
 	"$(python3 -c "
 import json
 for l in open('$T/xout'):
