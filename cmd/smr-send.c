@@ -83,9 +83,9 @@ static int reconcile(const struct args *a, sqlite3 *db, struct wecom *wc, struct
 	reconcile_run(wc, db, a->o.now, stdout, &st);
 	if (a->stats)
 		fprintf(stderr, "smr-send: reconciled %ld tasks: delivered %ld, not_friend %ld, over_platform_limit %ld, "
-		        "unconfirmed %ld, cancelled %ld, reminded %ld, errors %ld; %ld API calls\n", st.tasks, st.delivered,
-		        st.not_friend, st.over_limit, st.unconfirmed, st.cancelled, st.reminded, st.errors,
-		        wecom_stats(wc)->calls);
+		        "unconfirmed %ld, cancelled %ld, published %ld, failed %ld, reminded %ld, errors %ld; %ld API calls\n",
+		        st.tasks, st.delivered, st.not_friend, st.over_limit, st.unconfirmed, st.cancelled, st.published,
+		        st.failed, st.reminded, st.errors, wecom_stats(wc)->calls);
 	wecom_close(wc);
 	db_close(db);
 	policy_free(pol);

@@ -5,7 +5,10 @@
  * still unsent is cancelled when every person it was for has exited
  * (cancelled) or its deadline has passed (unconfirmed), and is otherwise
  * reminded, at most once per SMR_WECOM_REMIND_EVERY (8 h; WeCom allows
- * three a day). Each task is settled in its own write transaction, so
+ * three a day). A moments job (add_moment_task) is asked for its result
+ * (get_moment_task_result), then for the staff member's publish status
+ * (get_moment_task): published, failed, or stopped (cancel_moment_task)
+ * as cancelled or unconfirmed. Each task is settled in its own write transaction, so
  * reconcilers and senders running at once never act on a task twice. */
 #ifndef SMR_RECONCILE_H
 #define SMR_RECONCILE_H
@@ -16,7 +19,9 @@
 
 #include "wecom.h"
 
-struct reconcile_stats { long tasks, delivered, not_friend, over_limit, unconfirmed, cancelled, reminded, errors; };
+struct reconcile_stats {
+	long tasks, delivered, not_friend, over_limit, unconfirmed, cancelled, reminded, errors, published, failed;
+};
 
 void reconcile_run(struct wecom *w, sqlite3 *db, int64_t now, FILE *out, struct reconcile_stats *st);
 

@@ -209,5 +209,14 @@ const char *const smr_migrations[] = {
 	"ALTER TABLE touch ADD COLUMN wecom_task INTEGER;\n"
 	"ALTER TABLE touch ADD COLUMN wecom_to TEXT;\n"
 	"CREATE INDEX touch_wecom_task ON touch(wecom_task) WHERE wecom_task IS NOT NULL;\n",
+	/* 7: WeCom moments and staff reminders. A wecom_task row is now one
+	 * attempt of any kind: an add_msg_template task, an add_moment_task
+	 * job (its jobid, then the moment_id its result names) or one
+	 * message/send to a staff member (counted per member and minute). */
+	"ALTER TABLE wecom_task ADD COLUMN kind TEXT NOT NULL DEFAULT 'template' "
+	"CHECK (kind IN ('template', 'moment', 'digest'));\n"
+	"ALTER TABLE wecom_task ADD COLUMN jobid TEXT;\n"
+	"ALTER TABLE wecom_task ADD COLUMN moment_id TEXT;\n"
+	"CREATE INDEX wecom_task_digest ON wecom_task(staff, started_at) WHERE kind = 'digest';\n",
 	NULL
 };

@@ -29,10 +29,12 @@ enum {
 
 /* The states that hold a place in caps, dedup and fatigue, by the time
  * they count from: sent_at (sent; WECOM: task_created holds its place
- * until reconciled, delivered reached the person) or claimed_at (claimed
- * or unknown: they may have gone out). not_friend, over_platform_limit,
+ * until reconciled, delivered reached the person, published is a moments
+ * post the staff member published, staff_notified a task the staff
+ * member was reminded to send by hand) or claimed_at (claimed or
+ * unknown: they may have gone out). not_friend, over_platform_limit,
  * unconfirmed and cancelled free it. */
-#define SENT_STATES "('sent', 'task_created', 'delivered')"
+#define SENT_STATES "('sent', 'task_created', 'delivered', 'published', 'staff_notified')"
 
 #define TOUCH_COLUMNS "t.id, t.pid, t.enrollment, t.step, t.priority, t.due_at, t.sop, t.channel, t.content, " \
                       "coalesce(t.staff, '')"
@@ -638,7 +640,8 @@ static char *message(struct sender *s, const struct entry *e, const char *key)
 
 static void tally(struct sender *s, const char *result)
 {
-	if (strcmp(result, "sent") == 0 || strcmp(result, "task_created") == 0) s->st.sent++;
+	if (strcmp(result, "sent") == 0 || strcmp(result, "task_created") == 0 || strcmp(result, "staff_notified") == 0)
+		s->st.sent++;
 	else if (strcmp(result, "deferred") == 0) s->st.deferred++;
 	else if (strcmp(result, "suppressed") == 0) s->st.suppressed++;
 	else if (strcmp(result, "failed") == 0) s->st.failed++;
@@ -777,6 +780,20 @@ static void wecom_report(void *ctx, void *tag, const char *result, const char *r
 	free(h);
 }
 
+/* WECOM: the person's nickname, to name the customer in a staff digest. */
+static void nickname(struct sender *s, int64_t pid, char *out, size_t len)
+{
+	sqlite3_stmt *at = s->q[Q_ATTRS];
+	db_bind_int(s->db, at, 1, pid);
+	if (db_row(s->db, at)) {
+		json_t *a = json_loads(col_text(at, 0), 0, NULL);
+		const char *n = json_string_value(json_object_get(a, "nickname"));
+		snprintf(out, len, "%s", n ? n : "");
+		json_decref(a);
+	}
+	sqlite3_reset(at);
+}
+
 /* WECOM: hand E's claimed touch to WeCom, which creates its task later. */
 static void hold(struct sender *s, struct entry *e)
 {
@@ -784,7 +801,10 @@ static void hold(struct sender *s, struct entry *e)
 	h->t = e->t;
 	h->ids = e->ids;
 	e->ids = NULL;
-	wecom_queue(s->wc, e->t.id, e->t.staff, e->t.to, e->text, e->t.window_end, h);
+	char name[128] = "";
+	if (strcmp(e->t.channel, WECOM_STAFF_CHANNEL) == 0)
+		nickname(s, e->t.pid, name, sizeof name);
+	wecom_queue(s->wc, e->t.id, e->t.channel, e->t.staff, e->t.to, name, e->text, e->t.window_end, h);
 }
 
 void sender_use_wecom(struct sender *s, struct wecom *wc)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,13 @@ const char wecom_link_sql[] =
 	"UPDATE touch SET wecom_task = ?2, staff = ?3, wecom_to = ?4 WHERE id = ?1 AND state = 'claimed' AND claimed_by = ?5";
 const char wecom_outcome_sql[] =
 	"UPDATE touch SET state = ?2, reason = ?3, not_before = ?4, "
-	"sent_at = CASE WHEN ?2 = 'task_created' THEN ?5 ELSE sent_at END WHERE id = ?1";
+	"sent_at = CASE WHEN ?2 IN ('task_created', 'staff_notified') THEN ?5 ELSE sent_at END WHERE id = ?1";
 
 struct entry {
 	int64_t id;
+	char kind;                 /* t: add_msg_template, m: moments, d: staff digest */
 	char staff[128], to[128];
-	char *text;
+	char *text, *name;
 	int64_t window_end;
 	void *tag;
 	const char *result;        /* once attempted: its outcome */
@@ -55,7 +57,7 @@ struct wecom {
 	int64_t token_expires;
 	CURL *curl;
 	struct staff *staff;
-	long timeout_ms, tries, per_min, batch, confirm;
+	long timeout_ms, tries, per_min, batch, confirm, agentid;
 	double scale;
 	int limit_n;                   /* 0: days in the month */
 	char limit_unit;               /* m, w, d */
@@ -67,7 +69,7 @@ struct wecom {
 	char me[160];
 	struct wecom_stats st;
 	sqlite3_stmt *period_count, *new_task, *link, *task_created, *task_state, *touch_state,
-	             *requeue, *known_msgid, *recover_row, *first_to;
+	             *requeue, *known_msgid, *recover_row, *first_to, *job_created, *digest_count;
 };
 
 static long env_num(const char *name, long dflt)
@@ -120,8 +122,8 @@ static void prepare(struct wecom *w)
 {
 	sqlite3 *db = w->db;
 	w->period_count = db_prepare(db, wecom_limit_sql);
-	w->new_task = db_prepare(db, "INSERT INTO wecom_task(staff, text, state, started_at, deadline, claimed_by) "
-	                             "VALUES (?1, ?2, 'attempting', ?3, ?4, ?5)");
+	w->new_task = db_prepare(db, "INSERT INTO wecom_task(staff, text, state, started_at, deadline, claimed_by, kind) "
+	                             "VALUES (?1, ?2, 'attempting', ?3, ?4, ?5, ?6)");
 	w->link = db_prepare(db, wecom_link_sql);
 	w->task_created = db_prepare(db, "UPDATE wecom_task SET state = 'created', msgid = ?2, created_at = ?3 WHERE id = ?1");
 	w->task_state = db_prepare(db, "UPDATE wecom_task SET state = ?2, reason = ?3 WHERE id = ?1");
@@ -129,10 +131,13 @@ static void prepare(struct wecom *w)
 	w->requeue = db_prepare(db, "UPDATE touch SET state = 'queued', reason = ?2, wecom_task = NULL "
 	                            "WHERE wecom_task = ?1 AND state = 'claimed'");
 	w->known_msgid = db_prepare(db, "SELECT 1 FROM wecom_task WHERE msgid = ?1");
-	w->recover_row = db_prepare(db, "SELECT t.wecom_task, k.state, k.staff, k.text, k.started_at, k.msgid "
+	w->recover_row = db_prepare(db, "SELECT t.wecom_task, k.state, k.staff, k.text, k.started_at, k.kind "
 	                                "FROM touch t LEFT JOIN wecom_task k ON k.id = t.wecom_task "
 	                                "WHERE t.id = ?1 AND t.state = 'claimed'");
 	w->first_to = db_prepare(db, "SELECT wecom_to FROM touch WHERE wecom_task = ?1 AND wecom_to IS NOT NULL LIMIT 1");
+	w->job_created = db_prepare(db, "UPDATE wecom_task SET state = 'created', jobid = ?2, created_at = ?3 WHERE id = ?1");
+	w->digest_count = db_prepare(db, "SELECT count(*) FROM wecom_task INDEXED BY wecom_task_digest "
+	                                 "WHERE kind = 'digest' AND staff = ?1 AND started_at > ?2");
 }
 
 struct wecom *wecom_open(const char *spec, sqlite3 *db, const char *dbpath, int64_t now, char *err, size_t errlen)
@@ -168,6 +173,7 @@ struct wecom *wecom_open(const char *spec, sqlite3 *db, const char *dbpath, int6
 	if (w->batch > 10000)
 		w->batch = 10000;
 	w->confirm = env_num("SMR_WECOM_CONFIRM", 86400);
+	w->agentid = env_num("SMR_WECOM_AGENTID", 0);
 	const char *sc = getenv("SMR_WECOM_BACKOFF_SCALE");
 	w->scale = sc && atof(sc) > 0 ? atof(sc) : 1.0;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(w->curl = curl_easy_init())) {
@@ -188,7 +194,8 @@ void wecom_close(struct wecom *w)
 	if (!w)
 		return;
 	sqlite3_stmt *all[] = {w->period_count, w->new_task, w->link, w->task_created, w->task_state,
-	                       w->touch_state, w->requeue, w->known_msgid, w->recover_row, w->first_to};
+	                       w->touch_state, w->requeue, w->known_msgid, w->recover_row, w->first_to,
+	                       w->job_created, w->digest_count};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	staff_close(w->staff);
@@ -196,8 +203,10 @@ void wecom_close(struct wecom *w)
 		curl_easy_cleanup(w->curl);
 		curl_global_cleanup();
 	}
-	for (size_t i = 0; i < w->nq; i++)
+	for (size_t i = 0; i < w->nq; i++) {
 		free(w->q[i].text);
+		free(w->q[i].name);
+	}
 	free(w->q);
 	if (w->secret)
 		memset(w->secret, 0, strlen(w->secret));
@@ -403,17 +412,25 @@ static double backoff(const struct wecom *w, long rc, long attempt)
 	return base * (0.75 + 0.5 * (double)rand() / RAND_MAX) * w->scale;
 }
 
-long wecom_call(struct wecom *w, const char *api, json_t *body, json_t **answer, char *reason, size_t rlen)
+/* API's path under cgi-bin/: "message/send" as it is, a bare name under
+ * externalcontact/. */
+static char *api_url(const struct wecom *w, const char *api, const char *query)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	if (!text)
-		smr_die(SMR_FATAL, "out of memory");
+	return xasprintf("%s/cgi-bin/%s%s?access_token=%s%s", w->api, strchr(api, '/') ? "" : "externalcontact/", api,
+	                 w->token, query ? query : "");
+}
+
+/* One call with a valid token: POST TEXT, or GET when TEXT is NULL with
+ * QUERY ("&jobid=...") appended. */
+static long call(struct wecom *w, const char *api, const char *text, const char *query, json_t **answer,
+                 char *reason, size_t rlen)
+{
 	if (answer)
 		*answer = NULL;
 	long rc = token_get(w, NULL, reason, rlen);
 	int refreshed = 0;
 	for (long attempt = 0; rc == 0; attempt++) {
-		char *url = xasprintf("%s/cgi-bin/externalcontact/%s?access_token=%s", w->api, api, w->token);
+		char *url = api_url(w, api, query);
 		char used[sizeof w->token];
 		memcpy(used, w->token, sizeof used);
 		rc = http(w, url, text, answer, reason, rlen);
@@ -432,7 +449,29 @@ long wecom_call(struct wecom *w, const char *api, json_t *body, json_t **answer,
 		}
 		break;
 	}
+	return rc;
+}
+
+long wecom_call(struct wecom *w, const char *api, json_t *body, json_t **answer, char *reason, size_t rlen)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	if (!text)
+		smr_die(SMR_FATAL, "out of memory");
+	long rc = call(w, api, text, NULL, answer, reason, rlen);
 	free(text);
+	return rc;
+}
+
+long wecom_get(struct wecom *w, const char *api, const char *key, const char *value, json_t **answer, char *reason,
+               size_t rlen)
+{
+	char *v = curl_easy_escape(w->curl, value, 0);
+	if (!v)
+		smr_die(SMR_FATAL, "out of memory");
+	char *query = xasprintf("&%s=%s", key, v);
+	curl_free(v);
+	long rc = call(w, api, NULL, query, answer, reason, rlen);
+	free(query);
 	return rc;
 }
 
@@ -468,13 +507,24 @@ static void limit_period(const struct wecom *w, int64_t t, int64_t *start, int64
 const char *wecom_check(struct wecom *w, int64_t now, int64_t id, int64_t pid, const char *channel, char *staff,
                         size_t slen, char *to, size_t tolen, char *reason, size_t rlen, int64_t *not_before)
 {
-	if (strcmp(channel, "private") != 0) {
-		snprintf(reason, rlen, "channel %s: the wecom: transport sends private touches only", channel);
+	int private = strcmp(channel, "private") == 0, by_hand = strcmp(channel, WECOM_STAFF_CHANNEL) == 0;
+	if (!private && !by_hand && strcmp(channel, "moments") != 0) {
+		snprintf(reason, rlen, "channel %s: the wecom: transport sends private, moments and %s touches only", channel,
+		         WECOM_STAFF_CHANNEL);
+		return "failed";
+	}
+	if (by_hand && !w->agentid) {
+		snprintf(reason, rlen, "channel %s: SMR_WECOM_AGENTID is not set (the app that reminds staff)",
+		         WECOM_STAFF_CHANNEL);
 		return "failed";
 	}
 	char pick[128];
 	if (!staff_pick(w->staff, pid, now, staff, pick, sizeof pick, to, tolen, reason, rlen))
 		return "suppressed";
+	if (!private) { /* moments and staff reminders are not mass messages */
+		snprintf(staff, slen, "%s", pick);
+		return NULL;
+	}
 	int64_t start, next;
 	int n;
 	limit_period(w, now, &start, &next, &n);
@@ -493,8 +543,8 @@ const char *wecom_check(struct wecom *w, int64_t now, int64_t id, int64_t pid, c
 	return NULL;
 }
 
-void wecom_queue(struct wecom *w, int64_t id, const char *staff, const char *to, const char *text,
-                 int64_t window_end, void *tag)
+void wecom_queue(struct wecom *w, int64_t id, const char *channel, const char *staff, const char *to,
+                 const char *name, const char *text, int64_t window_end, void *tag)
 {
 	w->q = xgrow(w->q, &w->capq, w->nq + 1, sizeof *w->q);
 	if (!w->nq)
@@ -502,6 +552,8 @@ void wecom_queue(struct wecom *w, int64_t id, const char *staff, const char *to,
 	struct entry *e = &w->q[w->nq++];
 	memset(e, 0, sizeof *e);
 	e->id = id;
+	e->kind = strcmp(channel, "moments") == 0 ? 'm' : strcmp(channel, WECOM_STAFF_CHANNEL) == 0 ? 'd' : 't';
+	e->name = xstrdup(name ? name : "");
 	snprintf(e->staff, sizeof e->staff, "%s", staff);
 	snprintf(e->to, sizeof e->to, "%s", to);
 	e->text = xstrdup(text);
@@ -523,12 +575,22 @@ void wecom_release(struct wecom *w, void (*release)(void *ctx, int64_t id), void
 
 /* ---- creating tasks ---- */
 
+/* Tasks and moments jobs group by kind, sender and text; a staff
+ * member's digest takes every text. */
+static int same_group(const struct entry *x, const struct entry *y)
+{
+	int c = x->kind - y->kind;
+	if (!c)
+		c = strcmp(x->staff, y->staff);
+	if (!c && x->kind != 'd')
+		c = strcmp(x->text, y->text);
+	return c;
+}
+
 static int by_sender_text(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
-	int c = strcmp(x->staff, y->staff);
-	if (!c)
-		c = strcmp(x->text, y->text);
+	int c = same_group(x, y);
 	return c ? c : (x->id > y->id) - (x->id < y->id);
 }
 
@@ -536,17 +598,19 @@ static int by_sender_text(const void *a, const void *b)
  * a task row, and each touch linked while this run still holds its claim;
  * a touch whose claim was taken over meanwhile is left out (attempted,
  * no result). Returns the task, with *LINKED touches. */
-static int64_t insert_task(struct wecom *w, struct entry *es, size_t n, size_t *linked)
+static int64_t insert_task(struct wecom *w, const char *kind, const char *text, struct entry *es, size_t n,
+                           size_t *linked)
 {
 	int64_t deadline = w->now + w->confirm;
 	for (size_t i = 0; i < n; i++)
 		if (es[i].window_end < deadline)
 			deadline = es[i].window_end;
 	db_bind_text(w->db, w->new_task, 1, es[0].staff);
-	db_bind_text(w->db, w->new_task, 2, es[0].text);
+	db_bind_text(w->db, w->new_task, 2, text);
 	db_bind_int(w->db, w->new_task, 3, (int64_t)time(NULL)); /* WeCom's clock, for the lookup */
 	db_bind_int(w->db, w->new_task, 4, deadline);
 	db_bind_text(w->db, w->new_task, 5, w->me);
+	db_bind_text(w->db, w->new_task, 6, kind);
 	db_run(w->db, w->new_task);
 	int64_t task = sqlite3_last_insert_rowid(w->db);
 	*linked = 0;
@@ -724,7 +788,7 @@ static void settle_all(struct wecom *w, struct entry *es, size_t n, const char *
 	}
 }
 
-static int in_list(json_t *list, const char *s)
+int wecom_in_list(json_t *list, const char *s)
 {
 	size_t i;
 	json_t *v;
@@ -734,13 +798,23 @@ static int in_list(json_t *list, const char *s)
 	return 0;
 }
 
+/* Report the outcome of each of ES that has one (after its commit). */
+static void report_all(struct entry *es, size_t n, wecom_report_fn *report, void *ctx)
+{
+	for (size_t i = 0; i < n; i++)
+		if (es[i].result) {
+			report(ctx, es[i].tag, es[i].result, es[i].reason, es[i].not_before);
+			es[i].tag = NULL;
+		}
+}
+
 /* One add_msg_template: the attempt is committed before the call; the
  * outcomes are recorded in one transaction, then reported. */
 static void create_task(struct wecom *w, struct entry *es, size_t n, wecom_report_fn *report, void *ctx)
 {
 	size_t linked;
 	db_begin(w->db);
-	int64_t task = insert_task(w, es, n, &linked);
+	int64_t task = insert_task(w, "template", es[0].text, es, n, &linked);
 	if (!linked)
 		set_task(w, task, "failed", "its touches were taken over by another run: not created");
 	db_commit(w->db);
@@ -771,7 +845,7 @@ static void create_task(struct wecom *w, struct entry *es, size_t n, wecom_repor
 		mark_created(w, task, m ? m : "");
 		json_t *fl = json_object_get(a, "fail_list");
 		for (size_t i = 0; i < n; i++) {
-			int failed = in_list(fl, es[i].to);
+			int failed = wecom_in_list(fl, es[i].to);
 			settle_all(w, &es[i], 1, failed ? "failed" : "task_created",
 			           failed ? "wecom fail_list: this customer cannot be sent to (not a friend of the sender?)" : "", 0);
 		}
@@ -792,11 +866,287 @@ static void create_task(struct wecom *w, struct entry *es, size_t n, wecom_repor
 	}
 	db_commit(w->db);
 	json_decref(a);
+	report_all(es, n, report, ctx);
+}
+
+/* Touches whose answer was lost where WeCom offers no way to look the
+ * attempt up (a moments job, a staff message): unknown for good, so that
+ * nothing is created or sent twice; the attempt stays 'attempting'. */
+static void settle_lost(struct wecom *w, int64_t task, struct entry *es, size_t n, const char *why)
+{
+	set_task(w, task, "attempting", why);
 	for (size_t i = 0; i < n; i++)
-		if (es[i].result) {
-			report(ctx, es[i].tag, es[i].result, es[i].reason, es[i].not_before);
-			es[i].tag = NULL;
+		if (es[i].linked) {
+			es[i].result = "unknown";
+			snprintf(es[i].reason, sizeof es[i].reason, "%s", why);
+			set_touch(w, es[i].id, "unknown", why, 0);
 		}
+}
+
+/* Whether RC means nothing was done and a later call may work. */
+static int try_later(long rc) { return busy_error(rc) || rc == WECOM_DOWN || token_error(rc); }
+
+/* One add_moment_task for ES (one sender, one text): posted to the staff
+ * member's own customers (visible_range.sender_list is that member; no
+ * customer tag). The attempt is committed before the call; the job's
+ * result is learned by smr-send --reconcile. */
+static void create_moment(struct wecom *w, struct entry *es, size_t n, wecom_report_fn *report, void *ctx)
+{
+	size_t linked;
+	db_begin(w->db);
+	int64_t task = insert_task(w, "moment", es[0].text, es, n, &linked);
+	if (!linked)
+		set_task(w, task, "failed", "its touches were taken over by another run: not created");
+	db_commit(w->db);
+	if (!linked)
+		return;
+	json_t *body = json_pack("{s:{s:s}, s:{s:{s:[s]}, s:{s:[]}}}", "text", "content", es[0].text, "visible_range",
+	                         "sender_list", "user_list", es[0].staff, "external_contact_list", "tag_list");
+	if (!body)
+		smr_die(SMR_FATAL, "out of memory");
+	json_t *a = NULL;
+	char reason[256] = "";
+	long rc = wecom_call(w, "add_moment_task", body, &a, reason, sizeof reason);
+	json_decref(body);
+	const char *jobid = rc == 0 ? json_string_value(json_object_get(a, "jobid")) : NULL;
+	db_begin(w->db);
+	if (rc == 0 && jobid && *jobid) {
+		db_bind_int(w->db, w->job_created, 1, task);
+		db_bind_text(w->db, w->job_created, 2, jobid);
+		db_bind_int(w->db, w->job_created, 3, w->now);
+		db_run(w->db, w->job_created);
+		w->st.tasks++;
+		settle_all(w, es, n, "task_created", "", 0);
+	} else if (rc == 0 || rc == WECOM_LOST) {
+		settle_lost(w, task, es, n, "the answer of add_moment_task was lost and a moments job cannot be looked "
+		                            "up: left unknown, never created again");
+	} else if (try_later(rc)) {
+		set_task(w, task, "failed", reason);
+		settle_all(w, es, n, "deferred", reason, w->now + 600);
+	} else {
+		set_task(w, task, "failed", reason);
+		settle_all(w, es, n, "failed", reason, 0);
+	}
+	db_commit(w->db);
+	json_decref(a);
+	report_all(es, n, report, ctx);
+}
+
+size_t wecom_utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return n;
+	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+		max--; /* s[max] continues a character: cut before that character */
+	return max;
+}
+
+/* A staff member's digest: its text, and where each touch's line ends. */
+struct digest {
+	char *text;
+	size_t len, cap, head;     /* head: the end of the header line */
+	size_t *end;               /* end[i]: the byte after touch i's line */
+};
+
+static void digest_add(struct digest *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		smr_die(SMR_FATAL, "out of memory");
+	d->text = xgrow(d->text, &d->cap, d->len + (size_t)n + 1, 1);
+	va_start(ap, fmt);
+	vsnprintf(d->text + d->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	d->len += (size_t)n;
+}
+
+/* The digest of the first N of ES: a header, then one line per task. */
+static void digest_build(struct digest *d, const struct entry *es, size_t n)
+{
+	d->len = 0;
+	d->end = xrealloc(d->end, (n ? n : 1) * sizeof *d->end);
+	digest_add(d, "smr: %zu SOP task%s to send by hand\n", n, n == 1 ? "" : "s");
+	d->head = d->len;
+	for (size_t i = 0; i < n; i++) {
+		if (es[i].name[0])
+			digest_add(d, "%zu. %s (%s): %s\n", i + 1, es[i].name, es[i].to, es[i].text);
+		else
+			digest_add(d, "%zu. %s: %s\n", i + 1, es[i].to, es[i].text);
+		d->end[i] = d->len;
+	}
+}
+
+/* Cut the digest into messages of at most WECOM_DIGEST_BYTES: at the last
+ * line end that fits, else (a line longer than a message) at the last
+ * character boundary. Fills CUT (the end of each message) and returns how
+ * many. */
+static size_t digest_split(const struct digest *d, size_t **cut)
+{
+	size_t n = 0, cap = 0, at = 0;
+	while (at < d->len) {
+		size_t len = wecom_utf8_cut(d->text + at, WECOM_DIGEST_BYTES);
+		if (at + len < d->len) {
+			size_t nl = len;
+			while (nl > 0 && d->text[at + nl - 1] != '\n')
+				nl--;
+			if (nl > 0)
+				len = nl;
+		}
+		*cut = xgrow(*cut, &cap, n + 1, sizeof **cut);
+		(*cut)[n++] = at += len;
+	}
+	return n;
+}
+
+/* Messages sent to STAFF in the last minute (every run's). */
+static long digest_recent(struct wecom *w, const char *staff)
+{
+	db_bind_text(w->db, w->digest_count, 1, staff);
+	db_bind_int(w->db, w->digest_count, 2, (int64_t)time(NULL) - 60);
+	long k = db_row(w->db, w->digest_count) ? (long)sqlite3_column_int64(w->digest_count, 0) : 0;
+	sqlite3_reset(w->digest_count);
+	return k;
+}
+
+/* What one message/send did: 0 it reached the staff member, else the
+ * result for the touches in it, with REASON. */
+static const char *digest_call(struct wecom *w, const char *staff, const char *text, char *reason, size_t rlen,
+                               int64_t *not_before)
+{
+	json_t *body = json_pack("{s:s, s:s, s:I, s:{s:s}, s:i, s:i}", "touser", staff, "msgtype", "text", "agentid",
+	                         (json_int_t)w->agentid, "text", "content", text, "enable_duplicate_check", 1,
+	                         "duplicate_check_interval", 1800);
+	if (!body)
+		smr_die(SMR_FATAL, "out of memory");
+	json_t *a = NULL;
+	long rc = wecom_call(w, "message/send", body, &a, reason, rlen);
+	json_decref(body);
+	const char *result = NULL;
+	*not_before = 0;
+	if (rc == 0) {
+		const char *bad = json_string_value(json_object_get(a, "invaliduser"));
+		char *list = xstrdup(bad ? bad : ""), *save = NULL;
+		for (char *u = strtok_r(list, "|", &save); u && !result; u = strtok_r(NULL, "|", &save))
+			if (strcmp(u, staff) == 0) {
+				snprintf(reason, rlen, "message/send: staff member %s is in invaliduser (not a member the app "
+				                       "can reach)", staff);
+				result = "failed";
+			}
+		free(list);
+	} else if (rc == WECOM_LOST) {
+		snprintf(reason, rlen, "the answer of message/send was lost and a message cannot be looked up: "
+		                       "left unknown, never sent again");
+		result = "unknown";
+	} else if (try_later(rc)) {
+		*not_before = w->now + 600;
+		result = "deferred";
+	} else {
+		result = "failed";
+	}
+	json_decref(a);
+	return result;
+}
+
+/* How bad a result is, for a touch whose line spans messages. */
+static int severity(const char *r)
+{
+	return !r ? 0 : !strcmp(r, "staff_notified") ? 1 : !strcmp(r, "unknown") ? 2 : !strcmp(r, "deferred") ? 3 : 4;
+}
+
+static void outcome(struct entry *e, const char *result, const char *reason, int64_t not_before)
+{
+	if (!e->linked || severity(result) <= severity(e->result))
+		return;
+	e->result = result;
+	snprintf(e->reason, sizeof e->reason, "%s", reason);
+	e->not_before = not_before;
+}
+
+/* Touches I..J-1 have their outcome: record them (inside a transaction). */
+static void record_range(struct wecom *w, struct entry *es, size_t i, size_t j)
+{
+	for (; i < j; i++)
+		if (es[i].linked && es[i].result)
+			set_touch(w, es[i].id, es[i].result, es[i].reason, es[i].not_before);
+}
+
+/* One staff member's digest through message/send: every task of ES
+ * listed, split into messages of at most 2,048 bytes, at most
+ * WECOM_DIGEST_PER_MIN messages a minute (every run's: the tasks that do
+ * not fit wait a minute). Each message is an attempt committed before its
+ * call; a touch reached the staff member (staff_notified) once every
+ * message holding its line did. */
+static void send_digest(struct wecom *w, struct entry *es, size_t n, wecom_report_fn *report, void *ctx)
+{
+	struct digest d = {0};
+	size_t *cut = NULL, ncut, fit = n;
+	long room = WECOM_DIGEST_PER_MIN - digest_recent(w, es[0].staff);
+	for (int round = 0; round < 3; round++) { /* fewer tasks, a shorter header: converges at once */
+		digest_build(&d, es, fit);
+		ncut = fit ? digest_split(&d, &cut) : 0;
+		if ((long)ncut <= room)
+			break;
+		size_t k = 0; /* the tasks whose lines end within the messages that may go */
+		while (room > 0 && k < fit && d.end[k] <= cut[room - 1])
+			k++;
+		fit = k;
+	}
+	if ((long)ncut > room)
+		fit = ncut = 0;
+	size_t linked;
+	db_begin(w->db);
+	int64_t task = insert_task(w, "digest", fit ? d.text : "", es, n, &linked);
+	for (size_t i = fit; i < n; i++)
+		outcome(&es[i], "deferred", "WeCom takes about 30 app messages a minute per staff member: this task "
+		                            "waits for the next digest", w->now + 60);
+	if (!fit)
+		set_task(w, task, "failed", linked ? "over the per-minute limit of messages: deferred" : "taken over");
+	record_range(w, es, fit, n);
+	db_commit(w->db);
+	size_t first = 0; /* the first task whose line is not yet settled */
+	for (size_t m = 0; m < ncut && first < fit; m++) {
+		size_t from = m ? cut[m - 1] : 0, last = first;
+		while (last < fit && d.end[last] <= cut[m])
+			last++; /* tasks first..last-1 end in this message */
+		if (m) { /* an attempt of its own; the tasks not yet settled move to it */
+			db_begin(w->db);
+			char save = d.text[cut[m]];
+			d.text[cut[m]] = '\0';
+			size_t ignore;
+			task = insert_task(w, "digest", d.text + from, es + first, fit - first, &ignore);
+			d.text[cut[m]] = save;
+			db_commit(w->db);
+		}
+		char reason[256] = "", save = d.text[cut[m]];
+		int64_t nb;
+		d.text[cut[m]] = '\0';
+		const char *r = digest_call(w, es[0].staff, d.text + from, reason, sizeof reason, &nb);
+		d.text[cut[m]] = save;
+		size_t start = last ? d.end[last - 1] : d.head;
+		size_t upto = last < fit && start < cut[m] ? last + 1 : last; /* a line going on in the next one */
+		for (size_t i = first; i < upto; i++)
+			outcome(&es[i], r ? r : "staff_notified", r ? reason : "", nb);
+		int stop = r && strcmp(r, "unknown") != 0; /* failed or deferred: the rest is not sent */
+		if (stop)
+			for (size_t i = upto; i < fit; i++)
+				outcome(&es[i], r, reason, nb);
+		db_begin(w->db);
+		if (r && strcmp(r, "unknown") == 0)
+			set_task(w, task, "attempting", reason);
+		else
+			set_task(w, task, r ? "failed" : "done", r ? reason : NULL);
+		record_range(w, es, first, stop ? fit : last);
+		db_commit(w->db);
+		first = stop ? fit : last;
+	}
+	free(d.text);
+	free(d.end);
+	free(cut);
+	report_all(es, n, report, ctx);
 }
 
 void wecom_flush(struct wecom *w, int64_t now, wecom_report_fn *report, void *ctx)
@@ -807,14 +1157,19 @@ void wecom_flush(struct wecom *w, int64_t now, wecom_report_fn *report, void *ct
 	qsort(w->q, w->nq, sizeof *w->q, by_sender_text);
 	for (size_t i = 0; i < w->nq;) {
 		size_t j = i + 1;
-		while (j < w->nq && j - i < (size_t)w->batch && strcmp(w->q[j].staff, w->q[i].staff) == 0 &&
-		       strcmp(w->q[j].text, w->q[i].text) == 0)
+		while (j < w->nq && same_group(&w->q[i], &w->q[j]) == 0 && (w->q[i].kind != 't' || j - i < (size_t)w->batch))
 			j++;
-		create_task(w, &w->q[i], j - i, report, ctx);
+		if (w->q[i].kind == 'm')
+			create_moment(w, &w->q[i], j - i, report, ctx);
+		else if (w->q[i].kind == 'd')
+			send_digest(w, &w->q[i], j - i, report, ctx);
+		else
+			create_task(w, &w->q[i], j - i, report, ctx);
 		i = j;
 	}
 	for (size_t i = 0; i < w->nq; i++) {
 		free(w->q[i].text);
+		free(w->q[i].name);
 		if (w->q[i].tag) /* taken over by another run: no outcome here */
 			report(ctx, w->q[i].tag, NULL, NULL, 0);
 	}
@@ -822,6 +1177,33 @@ void wecom_flush(struct wecom *w, int64_t now, wecom_report_fn *report, void *ct
 }
 
 /* ---- recovery after a crash ---- */
+
+/* A moments job or a staff message whose run died: what its touches
+ * became. Neither can be looked up at WeCom, so an attempt without its
+ * answer leaves them unknown, never tried again. */
+static void recover_other(struct wecom *w, int64_t task, const char *kind, const char *state)
+{
+	const char *to = "unknown", *why = "its sender died during the call, which cannot be looked up at WeCom: "
+	                                  "left unknown, never tried again";
+	if (strcmp(state, "created") == 0 || strcmp(state, "done") == 0) {
+		to = strcmp(kind, "moment") == 0 ? "task_created" : "staff_notified";
+		why = "its sender died after WeCom's answer was recorded";
+	} else if (strcmp(state, "attempting") != 0) {
+		db_bind_int(w->db, w->requeue, 1, task);
+		db_bind_text(w->db, w->requeue, 2, "its sender died; WeCom did not take it: queued again");
+		db_run(w->db, w->requeue);
+		return;
+	}
+	sqlite3_stmt *move = db_prepare(w->db, "UPDATE touch SET state = ?4, reason = ?3, "
+	                                       "sent_at = CASE WHEN ?4 = 'unknown' THEN sent_at ELSE ?2 END "
+	                                       "WHERE wecom_task = ?1 AND state = 'claimed'");
+	db_bind_int(w->db, move, 1, task);
+	db_bind_int(w->db, move, 2, w->now);
+	db_bind_text(w->db, move, 3, why);
+	db_bind_text(w->db, move, 4, to);
+	db_run(w->db, move);
+	sqlite3_finalize(move);
+}
 
 void wecom_recover_touch(struct wecom *w, int64_t now, int64_t id)
 {
@@ -840,9 +1222,16 @@ void wecom_recover_touch(struct wecom *w, int64_t now, int64_t id)
 	if (has_task)
 		text = xstrdup((const char *)sqlite3_column_text(w->recover_row, 3));
 	int64_t started = sqlite3_column_int64(w->recover_row, 4);
+	char kind[16];
+	snprintf(kind, sizeof kind, "%s", has_task ? (const char *)sqlite3_column_text(w->recover_row, 5) : "");
 	sqlite3_reset(w->recover_row);
 	if (!has_task) {
 		set_touch(w, id, "queued", "claimed by a sender that died before calling WeCom; queued again", 0);
+		return;
+	}
+	if (strcmp(kind, "template") != 0) {
+		free(text);
+		recover_other(w, task, kind, state);
 		return;
 	}
 	char to[128] = "", msgid[256];

@@ -11,7 +11,13 @@
  *   SMR_WECOM_LIMIT        month (default), 7/week or 1/day
  *   SMR_WECOM_CONFIRM      seconds staff have to send a task (86400)
  *   SMR_WECOM_TIMEOUT_MS, SMR_WECOM_TRIES, SMR_WECOM_BACKOFF_SCALE,
- *   SMR_WECOM_CALLS_PER_MIN, SMR_WECOM_BATCH (customers per task, 10000) */
+ *   SMR_WECOM_CALLS_PER_MIN, SMR_WECOM_BATCH (customers per task, 10000)
+ *   SMR_WECOM_AGENTID      the app that reminds staff (channel staff)
+ *
+ * Channels: private (add_msg_template tasks), moments (one
+ * add_moment_task job per sender and text, posted to that staff member's
+ * customers) and staff (one message/send digest per staff member, listing
+ * the tasks they send by hand). */
 #ifndef SMR_WECOM_H
 #define SMR_WECOM_H
 
@@ -36,6 +42,24 @@ void wecom_close(struct wecom *w);
  * Returns 0 with *ANSWER set (release it), WeCom's errcode (REASON says),
  * WECOM_LOST or WECOM_DOWN. */
 long wecom_call(struct wecom *w, const char *api, json_t *body, json_t **answer, char *reason, size_t rlen);
+
+/* GET cgi-bin/externalcontact/API?KEY=VALUE, otherwise as wecom_call. */
+long wecom_get(struct wecom *w, const char *api, const char *key, const char *value, json_t **answer, char *reason,
+               size_t rlen);
+
+/* Whether the JSON array LIST holds the string S. */
+int wecom_in_list(json_t *list, const char *s);
+
+/* The channel of touches staff send by hand, reminded through message/send. */
+#define WECOM_STAFF_CHANNEL "staff"
+/* WeCom's limit on one app text message, in bytes; and the messages a
+ * staff member receives in a minute (beyond it WeCom drops them). */
+#define WECOM_DIGEST_BYTES 2048
+#define WECOM_DIGEST_PER_MIN 30
+
+/* The longest prefix of S, at most MAX bytes, that ends on a UTF-8
+ * character boundary (never inside a character). */
+size_t wecom_utf8_cut(const char *s, size_t max);
 
 /* Page through API's array LIST (cursor / next_cursor), calling ROW for
  * each element until it returns nonzero. BODY is consumed. 0 or the
@@ -69,11 +93,12 @@ void wecom_claimer(struct wecom *w, const char *me);
 const char *wecom_check(struct wecom *w, int64_t now, int64_t id, int64_t pid, const char *channel, char *staff,
                         size_t slen, char *to, size_t tolen, char *reason, size_t rlen, int64_t *not_before);
 
-/* Hold the claimed touch ID (just checked: STAFF, TO) with its rendered
- * TEXT until wecom_flush; TAG comes back in the report. WINDOW_END bounds
- * how long staff may take. */
-void wecom_queue(struct wecom *w, int64_t id, const char *staff, const char *to, const char *text,
-                 int64_t window_end, void *tag);
+/* Hold the claimed touch ID on CHANNEL (just checked: STAFF, TO) with its
+ * rendered TEXT until wecom_flush; TAG comes back in the report.
+ * WINDOW_END bounds how long staff may take; NAME (the customer's
+ * nickname, or "") labels the touch in a staff digest. */
+void wecom_queue(struct wecom *w, int64_t id, const char *channel, const char *staff, const char *to,
+                 const char *name, const char *text, int64_t window_end, void *tag);
 
 /* Whether the held touches should be flushed now (WECOM_HELD_MAX held, or
  * the oldest held WECOM_HOLD seconds). */

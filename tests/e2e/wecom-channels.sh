@@ -59,4 +59,108 @@ eq "no staff: the step queued before the deletion is suppressed, not sent" "C1 2
 due --db ns.db --rules ns.rules --now 2026-11-05T12:00:00+08:00
 eq "no staff: nothing more is queued for C1" "0" "$(sq ns.db "SELECT count(*) FROM touch x WHERE $WHO = 'C1' AND step = 3")"
 eq "no staff: two tasks in all (day 0 by s2, day 1 by s1)" "s2 s1" "$(srv "' '.join(t['sender'] for t in S['tasks'])")"
+
+# === moments: one job per sender and text ======================================
+cat >m.rules <<'EOF2'
+timezone Asia/Shanghai
+tag go when count('view', '30d') > 0
+tag bought when orders > 0
+sop m
+  trigger go
+  exit bought
+  window 3d
+  step 0d 12:00 moments post
+end
+content post moments "新品上市，朋友圈见"
+EOF2
+stop_server
+start_server
+{ people 3 s1 1; people 1 s2 4; } >m.ndjson
+setup m.db m.ndjson m.rules
+hook job '{"status":1}' >/dev/null
+wsnd --db m.db --rules m.rules --now $D0 --queued --transport wecom: --stats
+xstatus "moments: exit 0" 0
+eq "moments: every touch task_created" "C1 task_created;C2 task_created;C3 task_created;C4 task_created" "$(res unionid result)"
+eq "moments: one job per sender, posted to that staff member's customers (no tag)" "s1 [] 新品上市，朋友圈见;s2 [] 新品上市，朋友圈见" \
+	"$(srv "';'.join(sorted(','.join(j['senders']) + ' ' + json.dumps(j['tags']) + ' ' + j['text'] for j in S['jobs']))")"
+eq "moments: the jobs recorded with their jobid" "moment created job000001 s1;moment created job000002 s2" \
+	"$(sq m.db "SELECT group_concat(kind || ' ' || state || ' ' || jobid || ' ' || staff, ';') FROM (SELECT * FROM wecom_task ORDER BY id)")"
+wsnd --db m.db --rules m.rules --now 2026-11-02T12:30:00+08:00 --reconcile --transport wecom:
+eq "moments: job still running (status 1): nothing settled, the result asked" "|2" "$(cat "$T/xout")|$(srv "calls('get_moment_task_result')")"
+hook job '{"status":3}' >/dev/null
+wsnd --db m.db --rules m.rules --now 2026-11-02T13:00:00+08:00 --reconcile --transport wecom:
+eq "moments: job done, not yet published: the moment_id kept, still task_created" "|mom000001 mom000002|4" \
+	"$(cat "$T/xout")|$(sq m.db "SELECT group_concat(moment_id, ' ') FROM wecom_task")|$(states m.db | grep -o task_created | wc -l)"
+hook publish '{"userid":"s1"}' >/dev/null
+wsnd --db m.db --rules m.rules --now 2026-11-02T14:00:00+08:00 --reconcile --transport wecom: --stats
+eq "moments: s1 published: its customers' touches published; s2's pending" "C1 0 published;C2 0 published;C3 0 published;C4 0 task_created" "$(states m.db)"
+check "moments: --stats counts published" grep -q 'published 3' "$T/xerr"
+wsnd --db m.db --rules m.rules --now 2026-11-03T12:30:00+08:00 --reconcile --transport wecom:
+eq "moments: s2 never published: unconfirmed after the deadline, the moment stopped" "C4 0 unconfirmed|False True" \
+	"$(states m.db "step = 0 AND pid = (SELECT pid FROM identity WHERE value = 'C4')")|$(srv "S['moments'][0]['cancelled'], S['moments'][1]['cancelled']")"
+"$SMR_BIN/smr-report" --db m.db --rules m.rules --now 2026-11-20T00:00:00+08:00 sops >rep.out 2>rep.err
+eq "moments: smr-report counts no moments post as delivered to a customer" "m 0" \
+	"$(python3 -c "
+import json
+for l in open('rep.out'):
+    o = json.loads(l); print(o['sop'], o['sent'])")"
+
+# a job that fails, a staff member WeCom cannot post for
+stop_server
+start_server
+setup mf.db m.ndjson m.rules
+hook job '{"status":3,"invalid":["s2"]}' >/dev/null
+wsnd --db mf.db --rules m.rules --now $D0 --queued --transport wecom:
+wsnd --db mf.db --rules m.rules --now 2026-11-02T12:30:00+08:00 --reconcile --transport wecom:
+eq "moments: s2 in invalid_sender_list: failed with the reason; s1's job created" "C1 0 task_created;C2 0 task_created;C3 0 task_created;C4 0 failed" "$(states mf.db)"
+check "moments: the reason names invalid_sender_list" grep -q "invalid_sender_list" "$T/xout"
+hook job '{"status":3,"errcode":40058}' >/dev/null
+sq mf.db "UPDATE touch SET state = 'queued', wecom_task = NULL WHERE state = 'failed'" >/dev/null
+wsnd --db mf.db --rules m.rules --now 2026-11-02T12:40:00+08:00 --queued --transport wecom:
+wsnd --db mf.db --rules m.rules --now 2026-11-02T12:50:00+08:00 --reconcile --transport wecom:
+eq "moments: a job that ends with an errcode fails its touches" "C4 0 failed" "$(states mf.db "pid = (SELECT pid FROM identity WHERE value = 'C4')")"
+check "moments: the reason says the job failed" grep -q "the moments job failed: errcode 40058" "$T/xout"
+
+# the person exits while the moment is pending: stopped, cancelled
+stop_server
+start_server
+people 1 s1 >mx.ndjson
+sed 's/^end$/  step 2d 12:00 moments post\nend/' m.rules >m2.rules   # still active after day 0
+setup mx.db mx.ndjson m2.rules
+wsnd --db mx.db --rules m2.rules --now $D0 --queued --transport wecom:
+ev o1 order 2026-11-02T14:00:00+08:00 C1 ',"amount":"9.90"' >ord.ndjson
+ingest "moments exit" mx.db m2.rules ord.ndjson
+tag --db mx.db --rules m2.rules --now 2026-11-02T14:05:00+08:00
+due --db mx.db --rules m2.rules --now 2026-11-02T14:05:00+08:00
+wsnd --db mx.db --rules m2.rules --now 2026-11-02T14:10:00+08:00 --reconcile --transport wecom:
+eq "moments: the person exited before it was published: cancelled, the moment stopped" "C1 0 cancelled|True|cancelled" \
+	"$(states mx.db)|$(srv "S['moments'][0]['cancelled']")|$(sq mx.db "SELECT state FROM wecom_task")"
+
+# a lost answer: unknown, never a second job; also across kill -9 and a re-run
+stop_server
+start_server
+setup ml.db m.ndjson m.rules
+hook lose '{"api":"add_moment_task","hang":3}' >/dev/null
+SMR_WECOM_TIMEOUT_MS=800 wsnd --db ml.db --rules m.rules --now $D0 --queued --transport wecom:
+xstatus "moments lost: exit 1 (unknown outcomes)" 1
+eq "moments lost: s1's touches unknown (the job cannot be looked up); s2's created" "C1 0 unknown;C2 0 unknown;C3 0 unknown;C4 0 task_created" "$(states ml.db)"
+check "moments lost: the reason says so" grep -q "cannot be looked up" "$T/xout"
+wsnd --db ml.db --rules m.rules --now 2026-11-02T12:10:00+08:00 --queued --transport wecom:
+eq "moments lost, re-run: no second job" "2|" "$(srv "len(S['jobs'])")|$(cat "$T/xout")"
+setup mk.db m.ndjson m.rules
+hook lose '{"api":"add_moment_task","hang":30}' >/dev/null
+"$SEND" --db mk.db --rules m.rules --now $D0 --queued --transport wecom: >mk.out 2>mk.err &
+kp=$!
+for _ in $(seq 100); do
+	[ "$(srv "len(S['jobs'])")" = 3 ] && break
+	sleep 0.1
+done
+kill -9 $kp
+wait $kp 2>/dev/null
+eq "moments kill -9: the attempt recorded before the call" "moment attempting" "$(sq mk.db "SELECT kind || ' ' || state FROM wecom_task ORDER BY id LIMIT 1")"
+wsnd --db mk.db --rules m.rules --now $D0 --queued --transport wecom:
+eq "moments kill -9, re-run: the attempt's touches unknown, one job for s1 in all" "C1 0 unknown;C2 0 unknown;C3 0 unknown;C4 0 task_created|4 1" \
+	"$(states mk.db)|$(srv "len(S['jobs']), sum(1 for j in S['jobs'] if j['senders'] == ['s1'] and j['jobid'] > 'job000002')")"
+wsnd --db mk.db --rules m.rules --now $D0 --queued --transport wecom:
+eq "moments kill -9, a third run: nothing more" "4" "$(srv "len(S['jobs'])")"
 finish
