@@ -163,4 +163,120 @@ eq "moments kill -9, re-run: the attempt's touches unknown, one job for s1 in al
 	"$(states mk.db)|$(srv "len(S['jobs']), sum(1 for j in S['jobs'] if j['senders'] == ['s1'] and j['jobid'] > 'job000002')")"
 wsnd --db mk.db --rules m.rules --now $D0 --queued --transport wecom:
 eq "moments kill -9, a third run: nothing more" "4" "$(srv "len(S['jobs'])")"
+
+# === staff reminders: one digest per staff member ==============================
+cat >st.rules <<'EOF2'
+timezone Asia/Shanghai
+tag go when count('view', '30d') > 0
+sop call
+  trigger go
+  window 3d
+  step 0d 12:00 staff ring
+end
+content ring staff "请电话回访，送优惠券"
+EOF2
+# digest MSGS-EXPR: the staff messages the server took, a Python expression over M
+digest() { srv "[m for m in S['messages']]" >/dev/null; hook state | python3 -c "
+import json, sys
+M = json.load(sys.stdin)['messages']
+print($1)"; }
+stop_server
+start_server
+{
+	people 2 s1 1
+	people 1 s2 3
+	people 1 s3 4
+	ev n1 profile 2026-11-02T09:00:00+08:00 C1 ',"props":{"nickname":"小王"}'
+} >st.ndjson
+setup st.db st.ndjson st.rules
+wsnd --db st.db --rules st.rules --now $D0 --queued --transport wecom:
+xstatus "staff: without SMR_WECOM_AGENTID: exit 1" 1
+eq "staff: without SMR_WECOM_AGENTID the touches fail, saying so" "C1 failed;C2 failed;C3 failed;C4 failed|0" \
+	"$(res unionid result)|$(srv "calls('message/send')")"
+check "staff: the reason names SMR_WECOM_AGENTID" grep -q SMR_WECOM_AGENTID "$T/xout"
+setup st.db st.ndjson st.rules
+hook invalid '{"userid":["s3"],"partial":true}' >/dev/null
+SMR_WECOM_AGENTID=1000002 wsnd --db st.db --rules st.rules --now $D0 --queued --transport wecom: --stats
+xstatus "staff: a staff member in invaliduser: exit 1" 1
+eq "staff: s1 and s2 reminded (staff_notified); s3 unreachable: failed, the others not" \
+	"C1 staff_notified;C2 staff_notified;C3 staff_notified;C4 failed" "$(res unionid result)"
+check "staff: the reason names invaliduser" grep -q "s3 is in invaliduser" "$T/xout"
+eq "staff: one message per staff member, listing that member's customers by name and external_userid" \
+	"s1|smr: 2 SOP tasks to send by hand/1. 小王 (wmC1): 请电话回访，送优惠券/2. wmC2: 请电话回访，送优惠券/;s2|smr: 1 SOP task to send by hand/1. wmC3: 请电话回访，送优惠券/" \
+	"$(digest "';'.join(m['touser'] + '|' + m['content'].replace(chr(10), '/') for m in M)")"
+eq "staff: three message/send calls, one per staff member" "3" "$(srv "calls('message/send')")"
+eq "staff: the attempts recorded as digests" "digest done s1;digest done s2;digest failed s3" \
+	"$(sq st.db "SELECT group_concat(kind || ' ' || state || ' ' || staff, ';') FROM (SELECT * FROM wecom_task ORDER BY staff)")"
+"$SMR_BIN/smr-report" --db st.db --rules st.rules --now 2026-11-20T00:00:00+08:00 sops >rep.out 2>rep.err
+eq "staff: smr-report counts no staff reminder as delivered to a customer" "call 0" \
+	"$(python3 -c "
+import json
+for l in open('rep.out'):
+    o = json.loads(l); print(o['sop'], o['sent'])")"
+
+# a digest over 2,048 bytes: split on line ends, a line longer than a
+# message on a character boundary; at most 30 messages a minute
+cat >long.rules <<'EOF2'
+timezone Asia/Shanghai
+tag go when count('view', '30d') > 0
+sop call
+  trigger go
+  window 3d
+  step 0d 12:00 staff ring
+end
+EOF2
+python3 -c "print('content ring staff \"' + '回访' * 200 + '{{long|}}\"')" >>long.rules   # 1,200 bytes
+stop_server
+start_server
+{
+	people 12 s1 1
+	ev n1 profile 2026-11-02T09:00:00+08:00 C1 ",\"props\":{\"long\":\"$(python3 -c "print('长' * 300 + 'é' * 7)")\"}"
+} >long.ndjson
+setup lg.db long.ndjson long.rules
+SMR_WECOM_AGENTID=1000002 wsnd --db lg.db --rules long.rules --now $D0 --queued --transport wecom:
+xstatus "long digest: exit 0" 0
+eq "long digest: every touch staff_notified" "12" "$(res result | tr ';' '\n' | grep -c staff_notified)"
+eq "long digest: several messages, each at most 2,048 bytes, valid UTF-8" "True True" \
+	"$(digest "len(M) > 3, all(len(m['content'].encode()) <= 2048 for m in M)")"
+eq "long digest: the messages joined are the whole digest, no byte lost or cut" "True" \
+	"$(digest "''.join(m['content'] for m in M) == 'smr: 12 SOP tasks to send by hand\n' + ''.join('%d. wmC%d: %s\n' % (i, i, '回访' * 200 + ('长' * 300 + 'é' * 7 if i == 1 else '')) for i in range(1, 13))")"
+eq "long digest: every message but the one cutting C1's long line ends at a line end" "1" \
+	"$(digest "sum(1 for m in M if not m['content'].endswith(chr(10)))")"
+eq "long digest: one attempt per message" "$(digest "len(M)")" "$(sq lg.db "SELECT count(*) FROM wecom_task WHERE kind = 'digest'")"
+
+stop_server
+start_server
+people 70 s1 >many.ndjson
+setup mn.db many.ndjson long.rules
+SMR_WECOM_AGENTID=1000002 wsnd --db mn.db --rules long.rules --now $D0 --queued --transport wecom:
+eq "30 a minute: 30 messages to s1, none dropped by WeCom" "30 0" "$(digest "len(M), sum(m['dropped'] for m in M)")"
+eq "30 a minute: the tasks that did not fit wait a minute; none left claimed" "30 40 $(($(ep $D0) + 60))|0" \
+	"$(sq mn.db "SELECT sum(state = 'staff_notified') || ' ' || sum(state = 'deferred') || ' ' || max(not_before) FROM touch")|$(sq mn.db "SELECT count(*) FROM touch WHERE state = 'claimed'")"
+SMR_WECOM_AGENTID=1000002 wsnd --db mn.db --rules long.rules --now 2026-11-02T12:01:00+08:00 --queued --transport wecom:
+eq "30 a minute: a run within the same minute sends nothing more" "30|40 deferred" \
+	"$(digest "len(M)")|$(res result | tr ';' '\n' | sort | uniq -c | awk '{print $1, $2}')"
+
+# a lost answer: unknown, never sent twice
+stop_server
+start_server
+setup sl.db st.ndjson st.rules
+hook lose '{"api":"message/send","hang":3}' >/dev/null
+SMR_WECOM_AGENTID=1000002 SMR_WECOM_TIMEOUT_MS=800 wsnd --db sl.db --rules st.rules --now $D0 --queued --transport wecom:
+eq "staff lost: the first digest's touches unknown, the others notified" "C1 unknown;C2 unknown;C3 staff_notified;C4 staff_notified" "$(res unionid result)"
+SMR_WECOM_AGENTID=1000002 wsnd --db sl.db --rules st.rules --now 2026-11-02T12:10:00+08:00 --queued --transport wecom:
+eq "staff lost, re-run: nothing sent again" "3|" "$(digest "len(M)")|$(cat "$T/xout")"
+
+# === 45033 (concurrency): back-off 1, 2, 4 s, bounded ==========================
+stop_server
+start_server
+setup cy.db m.ndjson m.rules
+hook inject '{"api":"add_moment_task","errcode":45033,"times":2}' >/dev/null
+wsnd --db cy.db --rules m.rules --now $D0 --queued --transport wecom:
+eq "45033 twice: the first job made on the third call" "C1 task_created;C2 task_created;C3 task_created;C4 task_created|4" \
+	"$(res unionid result)|$(srv "calls('add_moment_task')")"
+hook inject '{"api":"add_moment_task","errcode":45033,"times":100}' >/dev/null
+setup cy2.db m.ndjson m.rules
+SMR_WECOM_TRIES=2 wsnd --db cy2.db --rules m.rules --now $D0 --queued --transport wecom:
+eq "45033 always: 2 calls a job (SMR_WECOM_TRIES), then deferred ten minutes, no job" "C1 deferred;C2 deferred;C3 deferred;C4 deferred|8|2" \
+	"$(res unionid result)|$(srv "calls('add_moment_task')")|$(srv "len(S['jobs'])")"
 finish
