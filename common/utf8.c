@@ -1,5 +1,7 @@
 #include "utf8.h"
 
+#include <string.h>
+
 int utf8_valid(const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str, *end = s + n;
@@ -36,4 +38,14 @@ int utf8_column(const char *s, size_t off)
 		if (((unsigned char)s[i] & 0xC0) != 0x80)
 			col++;
 	return col;
+}
+
+size_t utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return n;
+	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+		max--; /* s[max] continues a character: cut before that character */
+	return max;
 }

@@ -8,4 +8,8 @@ int utf8_valid(const char *s, size_t n);
 /* Display column (1-based, in characters) of byte offset OFF in S. */
 int utf8_column(const char *s, size_t off);
 
+/* The length of the longest prefix of the string S of at most MAX bytes
+ * that ends on a character boundary: a character is never cut. */
+size_t utf8_cut(const char *s, size_t max);
+
 #endif

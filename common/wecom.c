@@ -2,6 +2,7 @@
 #include "db.h"
 #include "err.h"
 #include "staff.h"
+#include "utf8.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -932,16 +933,6 @@ static void create_moment(struct wecom *w, struct entry *es, size_t n, wecom_rep
 	report_all(es, n, report, ctx);
 }
 
-size_t wecom_utf8_cut(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n <= max)
-		return n;
-	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-		max--; /* s[max] continues a character: cut before that character */
-	return max;
-}
-
 /* A staff member's digest: its text, and where each touch's line ends. */
 struct digest {
 	char *text;
@@ -988,7 +979,7 @@ static size_t digest_split(const struct digest *d, size_t **cut)
 {
 	size_t n = 0, cap = 0, at = 0;
 	while (at < d->len) {
-		size_t len = wecom_utf8_cut(d->text + at, WECOM_DIGEST_BYTES);
+		size_t len = utf8_cut(d->text + at, WECOM_DIGEST_BYTES);
 		if (at + len < d->len) {
 			size_t nl = len;
 			while (nl > 0 && d->text[at + nl - 1] != '\n')

@@ -57,10 +57,6 @@ int wecom_in_list(json_t *list, const char *s);
 #define WECOM_DIGEST_BYTES 2048
 #define WECOM_DIGEST_PER_MIN 30
 
-/* The longest prefix of S, at most MAX bytes, that ends on a UTF-8
- * character boundary (never inside a character). */
-size_t wecom_utf8_cut(const char *s, size_t max);
-
 /* Page through API's array LIST (cursor / next_cursor), calling ROW for
  * each element until it returns nonzero. BODY is consumed. 0 or the
  * error of the call that failed. */

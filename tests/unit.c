@@ -377,8 +377,23 @@ static void u8(const char *label, const char *s, size_t n, int want)
 	report(got == want, name, "got %d", got);
 }
 
+static void cut(const char *label, const char *s, size_t max, size_t want)
+{
+	char name[160];
+	snprintf(name, sizeof name, "utf8_cut %s", label);
+	size_t got = utf8_cut(s, max);
+	report(got == want, name, "got %zu", got);
+}
+
 static void test_utf8(void)
 {
+	cut("short string whole", "价格", 10, 6);
+	cut("at a boundary", "价格", 3, 3);
+	cut("inside a 3-byte character backs up", "价格", 4, 3);
+	cut("inside the first character: nothing", "价格", 2, 0);
+	cut("ASCII exact", "abcdef", 4, 4);
+	cut("inside a 4-byte emoji", "a\xF0\x9F\x98\x80" "b", 3, 1);
+	cut("after a 2-byte character", "\xC3\xA9\xC3\xA9", 2, 2);
 	u8("empty", "", 0, 1);
 	u8("ASCII", "hello", 5, 1);
 	u8("Chinese 价格多少", "价格多少", strlen("价格多少"), 1);
