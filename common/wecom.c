@@ -138,7 +138,8 @@ static void prepare(struct wecom *w)
 	w->first_to = db_prepare(db, "SELECT wecom_to FROM touch WHERE wecom_task = ?1 AND wecom_to IS NOT NULL LIMIT 1");
 	w->job_created = db_prepare(db, "UPDATE wecom_task SET state = 'created', jobid = ?2, created_at = ?3 WHERE id = ?1");
 	w->digest_count = db_prepare(db, "SELECT count(*) FROM wecom_task INDEXED BY wecom_task_digest "
-	                                 "WHERE kind = 'digest' AND staff = ?1 AND started_at > ?2");
+	                                 "WHERE kind = 'digest' AND staff = ?1 AND started_at > ?2 "
+	                                 "AND state IN ('attempting', 'done')");
 }
 
 struct wecom *wecom_open(const char *spec, sqlite3 *db, const char *dbpath, int64_t now, char *err, size_t errlen)
@@ -993,7 +994,8 @@ static size_t digest_split(const struct digest *d, size_t **cut)
 	return n;
 }
 
-/* Messages sent to STAFF in the last minute (every run's). */
+/* Messages sent to STAFF in the last minute (every run's): those WeCom
+ * took, or whose answer was lost; not those it refused. */
 static long digest_recent(struct wecom *w, const char *staff)
 {
 	db_bind_text(w->db, w->digest_count, 1, staff);
