@@ -70,7 +70,7 @@ struct wecom {
 	char me[160];
 	struct wecom_stats st;
 	sqlite3_stmt *period_count, *new_task, *link, *task_created, *task_state, *touch_state,
-	             *requeue, *known_msgid, *recover_row, *first_to, *job_created, *digest_count;
+	             *requeue, *known_msgid, *recover_row, *first_to, *job_created, *digest_count, *open_moment;
 };
 
 static long env_num(const char *name, long dflt)
@@ -136,6 +136,9 @@ static void prepare(struct wecom *w)
 	                                "FROM touch t LEFT JOIN wecom_task k ON k.id = t.wecom_task "
 	                                "WHERE t.id = ?1 AND t.state = 'claimed'");
 	w->first_to = db_prepare(db, "SELECT wecom_to FROM touch WHERE wecom_task = ?1 AND wecom_to IS NOT NULL LIMIT 1");
+	w->open_moment = db_prepare(db, "SELECT id, state FROM wecom_task INDEXED BY wecom_task_open "
+	                                "WHERE state IN ('attempting', 'created') AND kind = 'moment' AND staff = ?1 AND text = ?2 "
+	                                "AND (state = 'created' OR started_at > ?3) ORDER BY state = 'created' DESC, id DESC LIMIT 1");
 	w->job_created = db_prepare(db, "UPDATE wecom_task SET state = 'created', jobid = ?2, created_at = ?3 WHERE id = ?1");
 	w->digest_count = db_prepare(db, "SELECT count(*) FROM wecom_task INDEXED BY wecom_task_digest "
 	                                 "WHERE kind = 'digest' AND staff = ?1 AND started_at > ?2 "
@@ -197,7 +200,7 @@ void wecom_close(struct wecom *w)
 		return;
 	sqlite3_stmt *all[] = {w->period_count, w->new_task, w->link, w->task_created, w->task_state,
 	                       w->touch_state, w->requeue, w->known_msgid, w->recover_row, w->first_to,
-	                       w->job_created, w->digest_count};
+	                       w->job_created, w->digest_count, w->open_moment};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	staff_close(w->staff);
@@ -596,6 +599,8 @@ static int by_sender_text(const void *a, const void *b)
 	return c ? c : (x->id > y->id) - (x->id < y->id);
 }
 
+static size_t link_touches(struct wecom *w, int64_t task, struct entry *es, size_t n);
+
 /* Record the attempt for ES (committed by the caller before the call):
  * a task row, and each touch linked while this run still holds its claim;
  * a touch whose claim was taken over meanwhile is left out (attempted,
@@ -615,7 +620,15 @@ static int64_t insert_task(struct wecom *w, const char *kind, const char *text, 
 	db_bind_text(w->db, w->new_task, 6, kind);
 	db_run(w->db, w->new_task);
 	int64_t task = sqlite3_last_insert_rowid(w->db);
-	*linked = 0;
+	*linked = link_touches(w, task, es, n);
+	return task;
+}
+
+/* Link each of ES to TASK while this run still holds its claim; the
+ * number linked. */
+static size_t link_touches(struct wecom *w, int64_t task, struct entry *es, size_t n)
+{
+	size_t linked = 0;
 	for (size_t i = 0; i < n; i++) {
 		es[i].attempted = 1;
 		db_bind_int(w->db, w->link, 1, es[i].id);
@@ -625,9 +638,9 @@ static int64_t insert_task(struct wecom *w, const char *kind, const char *text, 
 		db_bind_text(w->db, w->link, 5, w->me);
 		db_run(w->db, w->link);
 		if ((es[i].linked = sqlite3_changes(w->db) > 0))
-			(*linked)++;
+			linked++;
 	}
-	return task;
+	return linked;
 }
 
 static void set_task(struct wecom *w, int64_t task, const char *state, const char *reason)
@@ -888,6 +901,31 @@ static void settle_lost(struct wecom *w, int64_t task, struct entry *es, size_t 
 /* Whether RC means nothing was done and a later call may work. */
 static int try_later(long rc) { return busy_error(rc) || rc == WECOM_DOWN || token_error(rc); }
 
+/* Inside the attempt's transaction: a post is seen by all the staff
+ * member's customers, so ES (one sender, one text) joins that member's
+ * open job for the same text (created, not yet settled) instead of
+ * posting it twice; while another run is creating one (attempting, for
+ * less than WECOM_HOLD seconds), ES waits a minute. 1 if so. */
+static int join_moment(struct wecom *w, struct entry *es, size_t n)
+{
+	db_bind_text(w->db, w->open_moment, 1, es[0].staff);
+	db_bind_text(w->db, w->open_moment, 2, es[0].text);
+	db_bind_int(w->db, w->open_moment, 3, (int64_t)time(NULL) - WECOM_HOLD);
+	int found = db_row(w->db, w->open_moment);
+	int64_t job = found ? sqlite3_column_int64(w->open_moment, 0) : 0;
+	int created = found && strcmp((const char *)sqlite3_column_text(w->open_moment, 1), "created") == 0;
+	sqlite3_reset(w->open_moment);
+	if (!found)
+		return 0;
+	link_touches(w, job, es, n);
+	if (created)
+		settle_all(w, es, n, "task_created", "joined the staff member's open moments job for the same text", 0);
+	else
+		settle_all(w, es, n, "deferred", "another run is creating the staff member's moments job for the same "
+		                                 "text: joined when it is created", w->now + 60);
+	return 1;
+}
+
 /* One add_moment_task for ES (one sender, one text): posted to the staff
  * member's own customers (visible_range.sender_list is that member; no
  * customer tag). The attempt is committed before the call; the job's
@@ -896,6 +934,11 @@ static void create_moment(struct wecom *w, struct entry *es, size_t n, wecom_rep
 {
 	size_t linked;
 	db_begin(w->db);
+	if (join_moment(w, es, n)) {
+		db_commit(w->db);
+		report_all(es, n, report, ctx);
+		return;
+	}
 	int64_t task = insert_task(w, "moment", es[0].text, es, n, &linked);
 	if (!linked)
 		set_task(w, task, "failed", "its touches were taken over by another run: not created");

@@ -87,14 +87,22 @@ eq "moments: the jobs recorded with their jobid" "moment created job000001 s1;mo
 	"$(sq m.db "SELECT group_concat(kind || ' ' || state || ' ' || jobid || ' ' || staff, ';') FROM (SELECT * FROM wecom_task ORDER BY id)")"
 wsnd --db m.db --rules m.rules --now 2026-11-02T12:30:00+08:00 --reconcile --transport wecom:
 eq "moments: job still running (status 1): nothing settled, the result asked" "|2" "$(cat "$T/xout")|$(srv "calls('get_moment_task_result')")"
+# C5, a friend of s1 who enters later, joins s1's open job: one post, not two
+{ people 1 s1 5; } | sed 's/2026-11-02T09:00:00/2026-11-02T11:00:00/' >m5.ndjson
+ingest "moments join" m.db m.rules m5.ndjson
+tag --db m.db --rules m.rules --now 2026-11-02T11:55:00+08:00
+due --db m.db --rules m.rules --now 2026-11-02T12:15:00+08:00
+wsnd --db m.db --rules m.rules --now 2026-11-02T12:20:00+08:00 --queued --transport wecom:
+eq "moments: a later touch of s1 with the same text joins s1's open job, no new job" "C5 task_created|2|1" \
+	"$(res unionid result)|$(srv "len(S['jobs'])")|$(sq m.db "SELECT wecom_task FROM touch x WHERE $WHO = 'C5'")"
 hook job '{"status":3}' >/dev/null
 wsnd --db m.db --rules m.rules --now 2026-11-02T13:00:00+08:00 --reconcile --transport wecom:
-eq "moments: job done, not yet published: the moment_id kept, still task_created" "|mom000001 mom000002|4" \
+eq "moments: job done, not yet published: the moment_id kept, still task_created" "|mom000001 mom000002|5" \
 	"$(cat "$T/xout")|$(sq m.db "SELECT group_concat(moment_id, ' ') FROM wecom_task")|$(states m.db | grep -o task_created | wc -l)"
 hook publish '{"userid":"s1"}' >/dev/null
 wsnd --db m.db --rules m.rules --now 2026-11-02T14:00:00+08:00 --reconcile --transport wecom: --stats
-eq "moments: s1 published: its customers' touches published; s2's pending" "C1 0 published;C2 0 published;C3 0 published;C4 0 task_created" "$(states m.db)"
-check "moments: --stats counts published" grep -q 'published 3' "$T/xerr"
+eq "moments: s1 published: its customers' touches published; s2's pending" "C1 0 published;C2 0 published;C3 0 published;C4 0 task_created;C5 0 published" "$(states m.db)"
+check "moments: --stats counts published" grep -q 'published 4' "$T/xerr"
 wsnd --db m.db --rules m.rules --now 2026-11-03T12:30:00+08:00 --reconcile --transport wecom:
 eq "moments: s2 never published: unconfirmed after the deadline, the moment stopped" "C4 0 unconfirmed|False True" \
 	"$(states m.db "step = 0 AND pid = (SELECT pid FROM identity WHERE value = 'C4')")|$(srv "S['moments'][0]['cancelled'], S['moments'][1]['cancelled']")"
@@ -135,6 +143,30 @@ due --db mx.db --rules m2.rules --now 2026-11-02T14:05:00+08:00
 wsnd --db mx.db --rules m2.rules --now 2026-11-02T14:10:00+08:00 --reconcile --transport wecom:
 eq "moments: the person exited before it was published: cancelled, the moment stopped" "C1 0 cancelled|True|cancelled" \
 	"$(states mx.db)|$(srv "S['moments'][0]['cancelled']")|$(sq mx.db "SELECT state FROM wecom_task")"
+
+# two senders at once: one job for a staff member and text, the later
+# touches wait for it and then join it
+stop_server
+start_server
+people 200 s1 >mc.ndjson
+setup mc.db mc.ndjson m.rules
+hook inject '{"api":"add_moment_task","errcode":45033,"times":1}' >/dev/null  # the first call backs off
+SMR_WECOM_BACKOFF_SCALE=3 "$SEND" --db mc.db --rules m.rules --now $D0 --queued --limit 100 --transport wecom: >mc1.out 2>mc1.err &
+p1=$!
+for _ in $(seq 100); do
+	[ "$(srv "calls('add_moment_task')")" = 1 ] && break
+	sleep 0.05
+done
+"$SEND" --db mc.db --rules m.rules --now $D0 --queued --transport wecom: >mc2.out 2>mc2.err
+wait "$p1"
+no_sanitizer "moments concurrent" mc1.err mc2.err
+eq "moments concurrent: one job for s1" "1" "$(srv "len(S['jobs'])")"
+eq "moments concurrent: the first run's touches in it, the second's wait a minute for it; none claimed" "100 100 0" \
+	"$(sq mc.db "SELECT sum(state = 'task_created' AND wecom_task = 1) || ' ' || sum(state = 'deferred' AND not_before = $(($(ep $D0) + 60))) || ' ' || sum(state = 'claimed') FROM touch")"
+check "moments concurrent: the reason says so" grep -q "another run is creating" mc2.out
+wsnd --db mc.db --rules m.rules --now 2026-11-02T12:02:00+08:00 --queued --transport wecom:
+eq "moments concurrent: a later run joins the waiting touches to the job" "200 1" \
+	"$(sq mc.db "SELECT count(*) FROM touch WHERE state = 'task_created' AND wecom_task = 1") $(srv "len(S['jobs'])")"
 
 # a lost answer: unknown, never a second job; also across kill -9 and a re-run
 stop_server
