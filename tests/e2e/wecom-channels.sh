@@ -2,11 +2,13 @@
 # WeCom beyond private messages, against the local stand-in server
 # (tests/fixtures/wecom/server.py): an enrollment ends when its person has
 # no staff contact left (one deletion ends only that pair); moments posts
-# (add_moment_task: one job per sender and text, the job result and the
-# publish status reconciled, a lost answer never creates a second job);
+# (add_moment_task: one job per sender and text, joined by later and
+# concurrent touches while it is open, the job result and the publish
+# status reconciled, a lost answer never creates a second job);
 # staff reminders (message/send: one digest per staff member, split at
 # 2,048 bytes on a character boundary, invaliduser failing only that
-# staff member's touches, at most 30 messages a minute per member).
+# staff member's touches, at most 30 messages a minute per member, a lost
+# answer never sent twice); 45033 backs off, bounded.
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
