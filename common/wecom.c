@@ -25,11 +25,9 @@
 /* WECOM_LIMIT: private touches that count against WeCom's per-customer
  * limit since ?3, other than touch ?2: handed over, delivered, or claimed
  * (on their way). */
-const char wecom_limit_sql[] =
-	"SELECT (SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 "
-	"AND state IN ('task_created', 'delivered') AND sent_at >= ?3 AND channel = 'private' AND id <> ?2) "
-	"+ (SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 "
-	"AND state = 'claimed' AND claimed_at >= ?3 AND channel = 'private' AND id <> ?2)";
+const char wecom_limit_sql[] = /* filters, not an IN list driving the index: see sender.c */
+	"SELECT count(*) FROM touch INDEXED BY touch_person WHERE pid = ?1 AND channel = 'private' AND id <> ?2 "
+	"AND ((state IN ('task_created', 'delivered') AND sent_at >= ?3) OR (state = 'claimed' AND claimed_at >= ?3))";
 /* The attempt's touch, only while this run still holds its claim. */
 const char wecom_link_sql[] =
 	"UPDATE touch SET wecom_task = ?2, staff = ?3, wecom_to = ?4 WHERE id = ?1 AND state = 'claimed' AND claimed_by = ?5";
