@@ -227,6 +227,17 @@ static int cache_mb_default = CACHE_MB_DEFAULT;
 
 void db_cache_default(int mb) { cache_mb_default = mb; }
 
+int db_cache_affordable(int mb)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || size <= 0)
+		return mb;
+	int64_t eighth = (int64_t)pages * size / 8 / (1024 * 1024);
+	if (eighth < 64)
+		eighth = 64;
+	return eighth < mb ? (int)eighth : mb;
+}
+
 int db_cache_mb(void)
 {
 	const char *s = getenv("SMR_CACHE_MB");

@@ -25,6 +25,9 @@ int db_cache_mb(void);
 /* A tool whose reads are scattered look-ups (smr-send) sets a smaller
  * default before db_open, so its memory does not follow the database. */
 void db_cache_default(int mb);
+/* MB, or an eighth of the machine's memory if that is less (at least
+ * 64): a large default that a small machine can still afford. */
+int db_cache_affordable(int mb);
 
 _Noreturn void db_fail(sqlite3 *db, const char *what);
 /* Called first by db_fail when set: may report the failure its own way and
