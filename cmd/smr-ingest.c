@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,72 +226,105 @@ static int default_batch(char **files, int nfiles)
 	return INGEST_FILE_BATCH;
 }
 
+/* Open every input first: a missing file stops the run before it starts.
+ * Returns the sources, or NULL (reported). */
+static struct source **open_sources(const struct run *r, char **files, int nfiles)
+{
+	struct source **srcs = xcalloc((size_t)nfiles, sizeof *srcs);
+	for (int i = 0; i < nfiles; i++) {
+		char err[256];
+		srcs[i] = source_open(files[i], r->fmt, r->encoding, err, sizeof err);
+		if (!srcs[i]) {
+			smr_warnx(NULL, 0, "%s: %s", files[i], err);
+			while (i-- > 0)
+				source_close(srcs[i]);
+			free(srcs);
+			return NULL;
+		}
+		if (r->encoding && strcasecmp(r->encoding, "auto") == 0)
+			smr_warnx(source_name(srcs[i]), 0, "read as %s", source_encoding(srcs[i]));
+	}
+	return srcs;
+}
+
+/* Ingest every source in order, each closed once read; stop at a read
+ * error. Returns 0, or -1 on a read error (reported). */
+static int ingest_all(struct run *r, char **files, struct source **srcs, int nfiles)
+{
+	/* batches dirty pages all over the event and identity indexes: a
+	 * cache that holds them keeps the rate flat as the database grows */
+	db_cache_default(db_cache_affordable(1024));
+	r->db = db_open(r->o.db);
+	if (!r->batch)
+		r->batch = default_batch(files, nfiles);
+	r->progress = progress_start("ingest", PROGRESS_BYTES, input_size(files, nfiles), "events", r->quiet);
+	r->in = ingest_open(r->db, r->rules, r->o.now, r->batch);
+	int io_failed = 0;
+	for (int i = 0; i < nfiles && !io_failed; i++) {
+		io_failed = ingest_source(r, srcs[i]) != 0;
+		source_close(srcs[i]);
+		srcs[i] = NULL;
+	}
+	progress_end(r->progress);
+	ingest_close(r->in, &r->st);
+	db_close(r->db);
+	r->db = NULL;
+	return io_failed ? -1 : 0;
+}
+
+/* The last spooled rejects, then both files closed. Returns 0, or -1 if
+ * the rejects file could not be written (reported). */
+static int close_rejects(struct run *r)
+{
+	flush_rejects(r);
+	fclose(r->spool);
+	r->spool = NULL;
+	int rc = fclose(r->rejects);
+	r->rejects = NULL;
+	if (rc != 0)
+		smr_warn(NULL, 0, "%s", r->rejects_path);
+	return rc != 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct run r = {0};
+	struct source **srcs = NULL;
+	char *stdin_only[] = {"-"};
+	int first, nfiles = 0, rc = SMR_USAGE;
 	smr_progname = "smr-ingest";
-	int first;
 	parse_args(&r, argc, argv, &first);
 	r.rules = rules_load(r.o.rules, r.o.rules_required);
 	if (!r.rules)
-		return SMR_USAGE;
+		goto out;
 	if (r.source_name) {
 		int errors = 0;
 		r.mapping = mapping_parse(r.rules, r.source_name, &errors);
 		if (errors)
-			return SMR_USAGE;
-		if (!r.mapping)
-			smr_die(SMR_USAGE, "--source: no source \"%s\" in %s", r.source_name, r.rules->file);
+			goto out;
+		if (!r.mapping) {
+			smr_warnx(NULL, 0, "--source: no source \"%s\" in %s", r.source_name, r.rules->file);
+			goto out;
+		}
 	}
 	opts_resolve_now(&r.o);
-
-	char *stdin_only[] = {"-"};
 	char **files = first < argc ? argv + first : stdin_only;
-	int nfiles = first < argc ? argc - first : 1;
-	/* Open every input first: a missing file stops the run before it starts. */
-	struct source **srcs = xcalloc((size_t)nfiles, sizeof *srcs);
-	for (int i = 0; i < nfiles; i++) {
-		char err[256];
-		srcs[i] = source_open(files[i], r.fmt, r.encoding, err, sizeof err);
-		if (!srcs[i])
-			smr_die(SMR_FATAL, "%s: %s", files[i], err);
-		if (r.encoding && strcasecmp(r.encoding, "auto") == 0)
-			smr_warnx(source_name(srcs[i]), 0, "read as %s", source_encoding(srcs[i]));
-	}
+	nfiles = first < argc ? argc - first : 1;
+	rc = SMR_FATAL;
+	if (!(srcs = open_sources(&r, files, nfiles)))
+		goto out;
 	if (r.rejects_path)
 		open_rejects(&r);
-
-	/* batches dirty pages all over the event and identity indexes: a
-	 * cache that holds them keeps the rate flat as the database grows */
-	db_cache_default(db_cache_affordable(1024));
-	sqlite3 *db = db_open(r.o.db);
-	r.db = db;
-	if (!r.batch)
-		r.batch = default_batch(files, nfiles);
-	r.progress = progress_start("ingest", PROGRESS_BYTES, input_size(files, nfiles), "events", r.quiet);
-	r.in = ingest_open(db, r.rules, r.o.now, r.batch);
-	int io_failed = 0;
-	for (int i = 0; i < nfiles && !io_failed; i++) {
-		io_failed = ingest_source(&r, srcs[i]) != 0;
-		source_close(srcs[i]);
-		srcs[i] = NULL;
-	}
-	for (int i = 0; i < nfiles; i++)
+	int io_failed = ingest_all(&r, files, srcs, nfiles) != 0;
+	if (r.rejects && close_rejects(&r) != 0)
+		goto out;
+	print_summary(&r.st);
+	rc = io_failed ? SMR_FATAL : r.st.rejected ? SMR_PARTIAL : SMR_OK;
+out:
+	for (int i = 0; srcs && i < nfiles; i++)
 		source_close(srcs[i]);
 	free(srcs);
-	progress_end(r.progress);
-	ingest_close(r.in, &r.st);
-	db_close(db);
-	if (r.rejects) {
-		flush_rejects(&r);
-		fclose(r.spool);
-		if (fclose(r.rejects) != 0)
-			smr_die(SMR_FATAL, "%s: %s", r.rejects_path, strerror(errno));
-	}
 	mapping_free(r.mapping);
 	rules_free(r.rules);
-	print_summary(&r.st);
-	if (io_failed)
-		return SMR_FATAL;
-	return r.st.rejected ? SMR_PARTIAL : SMR_OK;
+	return rc;
 }

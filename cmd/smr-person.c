@@ -14,7 +14,6 @@
 #include "../common/tagrules.h"
 #include "../common/tstamp.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,41 +205,45 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 		if (sop)
 			emit(a, lookup_why(db, sop, pids[i], a->o.now), table_why);
 	}
-	if (fflush(stdout) != 0)
-		smr_die(SMR_FATAL, "stdout: %s", strerror(errno));
+	flush_or_die(stdout, "stdout");
 	return SMR_OK;
 }
 
 int main(int argc, char **argv)
 {
 	struct args a = {0};
+	struct tagrules *tr = NULL;
+	struct sops *sp = NULL;
+	struct facts *f = NULL;
+	sqlite3 *db = NULL;
+	const struct cond *cond = NULL;
+	const struct sop *sop = NULL;
+	int rc = SMR_USAGE;
 	smr_progname = "smr-person";
 	parse_args(&a, argc, argv);
 	struct rules *r = rules_load(a.o.rules, a.o.rules_required);
 	if (!r)
-		return SMR_USAGE;
+		goto out;
 	opts_resolve_now(&a.o);
-	struct tagrules *tr = tagrules_parse(r);
-	struct sops *sp = sops_parse(r);
-	const struct cond *cond = NULL;
-	const struct sop *sop = NULL;
-	int status = check_names(&a, tr, sp, &cond, &sop);
-	if (status == SMR_OK) {
-		sqlite3 *db = db_open(a.o.db);
-		struct facts *f = facts_open(db, a.o.now);
-		if (tagrules_compile(tr, db) != 0) {
-			status = SMR_USAGE;
-		} else {
-			db_exec(db, "BEGIN"); /* one snapshot */
-			status = run(db, &a, r, tr, cond, sop);
-			db_exec(db, "COMMIT");
-		}
-		facts_close(f);
-		db_close(db);
+	tr = tagrules_parse(r);
+	sp = sops_parse(r);
+	if ((rc = check_names(&a, tr, sp, &cond, &sop)) != SMR_OK)
+		goto out;
+	db = db_open(a.o.db);
+	f = facts_open(db, a.o.now);
+	if (tagrules_compile(tr, db) != 0) {
+		rc = SMR_USAGE;
+		goto out;
 	}
+	db_exec(db, "BEGIN"); /* one snapshot */
+	rc = run(db, &a, r, tr, cond, sop);
+	db_exec(db, "COMMIT");
+out:
+	facts_close(f);
+	db_close(db);
 	sops_free(sp);
 	tagrules_free(tr);
 	rules_free(r);
 	regex_cache_free();
-	return status;
+	return rc;
 }

@@ -67,12 +67,14 @@ int main(int argc, char **argv)
 			opts_usage_error(opts_usage(), "unknown report \"%s\" (sops, fatigue or groups)", argv[i]);
 		want[k] = any = 1;
 	}
+	int rc = SMR_USAGE;
+	sqlite3 *db = NULL;
 	struct rules *r = rules_load(o.rules, o.rules_required); /* the time zone */
 	if (!r)
-		return SMR_USAGE;
+		goto out;
 	opts_resolve_now(&o);
 	ro.now = o.now;
-	sqlite3 *db = db_open(o.db);
+	db = db_open(o.db);
 	db_exec(db, "BEGIN"); /* one snapshot for every section */
 	if (html)
 		write_html(db, &ro, html);
@@ -80,7 +82,9 @@ int main(int argc, char **argv)
 		if (!any || want[k])
 			report_print(db, (enum report_section)k, &ro, stdout);
 	db_exec(db, "COMMIT");
+	rc = SMR_OK;
+out:
 	db_close(db);
 	rules_free(r);
-	return SMR_OK;
+	return rc;
 }

@@ -367,27 +367,32 @@ static int check_first(struct args *a, const struct rules *r, struct tagrules *t
 int main(int argc, char **argv)
 {
 	struct args a = {.steps = RULE_STEPS_DEFAULT};
+	struct tagrules *tr = NULL;
+	struct layers *ly = NULL;
+	struct segment_expr se = {0};
+	struct facts *f = NULL;
+	sqlite3 *db = NULL;
+	int rc = SMR_USAGE;
 	smr_progname = "smr-segment";
 	parse_args(&a, argc, argv);
 	struct rules *r = rules_load(a.o.rules, a.o.rules_required);
 	if (!r)
-		return SMR_USAGE;
-	struct tagrules *tr = tagrules_parse(r);
-	struct layers *ly = layers_parse(r);
-	struct segment_expr se = {0};
-	int status = check_first(&a, r, tr, ly, &se);
-	if (status == SMR_OK) {
-		sqlite3 *db = db_open(a.o.db);
-		struct facts *f = facts_open(db, a.o.now);
-		status = run(db, &a, r, tr, ly, &se);
-		facts_close(f);
-		db_close(db);
-	}
+		goto out;
+	tr = tagrules_parse(r);
+	ly = layers_parse(r);
+	if ((rc = check_first(&a, r, tr, ly, &se)) != SMR_OK)
+		goto out;
+	db = db_open(a.o.db);
+	f = facts_open(db, a.o.now);
+	rc = run(db, &a, r, tr, ly, &se);
+out:
+	facts_close(f);
+	db_close(db);
 	segment_expr_free(&se);
 	free(a.expr);
 	layers_free(ly);
 	tagrules_free(tr);
 	rules_free(r);
 	regex_cache_free();
-	return status;
+	return rc;
 }

@@ -74,11 +74,12 @@ static long read_input(struct sender *snd)
 }
 
 /* --reconcile: settle the open WeCom tasks; nothing is sent. */
-static int reconcile(const struct args *a, sqlite3 *db, struct wecom *wc, struct policy *pol, struct sops *sops,
-                     struct rules *r)
+static int reconcile(const struct args *a, sqlite3 *db, struct wecom *wc)
 {
-	if (!wc)
-		smr_die(SMR_USAGE, "--reconcile needs --transport wecom:");
+	if (!wc) {
+		smr_warnx(NULL, 0, "--reconcile needs --transport wecom:");
+		return SMR_USAGE;
+	}
 	struct reconcile_stats st;
 	reconcile_run(wc, db, a->o.now, stdout, &st);
 	if (a->stats)
@@ -86,66 +87,76 @@ static int reconcile(const struct args *a, sqlite3 *db, struct wecom *wc, struct
 		        "unconfirmed %ld, cancelled %ld, published %ld, failed %ld, reminded %ld, errors %ld; %ld API calls\n",
 		        st.tasks, st.delivered, st.not_friend, st.over_limit, st.unconfirmed, st.cancelled, st.published,
 		        st.failed, st.reminded, st.errors, wecom_stats(wc)->calls);
-	wecom_close(wc);
-	db_close(db);
-	policy_free(pol);
-	sops_free(sops);
-	rules_free(r);
 	return st.errors ? SMR_PARTIAL : SMR_OK;
+}
+
+/* Send the touches on stdin, or the queued ones. */
+static int send_touches(const struct args *a, sqlite3 *db, const struct rules *r, struct sops *sops, struct policy *pol,
+                        struct transport *t, struct wecom *wc)
+{
+	struct person_lookup *pl = person_lookup_open(db, r);
+	struct sender *s = sender_open(db, sops, pol, pl, t, a->o.now, a->o.now_arg != NULL, a->dry_run, stdout);
+	if (wc)
+		sender_use_wecom(s, wc);
+	long rejected = a->queued ? 0 : read_input(s);
+	if (t || wc)
+		sender_recover(s);
+	sender_run(s, a->queued, a->limit);
+	struct send_stats st;
+	sender_close(s, &st);
+	if (a->stats)
+		fprintf(stderr, "smr-send: sent %ld, deferred %ld, suppressed %ld, failed %ld, unknown %ld, skipped %ld\n",
+		        st.sent, st.deferred, st.suppressed, st.failed, st.unknown, st.skipped);
+	if (a->stats && wc)
+		fprintf(stderr, "smr-send: wecom: %ld API calls, %ld tokens fetched, %ld tasks created\n",
+		        wecom_stats(wc)->calls, wecom_stats(wc)->tokens, wecom_stats(wc)->tasks);
+	person_lookup_close(pl);
+	return rejected || st.failed || st.unknown ? SMR_PARTIAL : SMR_OK;
 }
 
 int main(int argc, char **argv)
 {
 	struct args a = {0};
+	struct sops *sops = NULL;
+	struct policy *pol = NULL;
+	struct transport *t = NULL;
+	struct wecom *wc = NULL;
+	sqlite3 *db = NULL;
+	char err[256];
+	int rc = SMR_USAGE;
 	smr_progname = "smr-send";
 	parse_args(&a, argc, argv);
 	struct rules *r = rules_load(a.o.rules, 1);
 	if (!r)
-		return SMR_USAGE;
-	struct sops *sops = sops_parse(r);
-	struct policy *pol = policy_parse(r);
+		goto out;
+	sops = sops_parse(r);
+	pol = policy_parse(r);
 	if (sops->errors || pol->errors)
-		return SMR_USAGE;
+		goto out;
 	opts_resolve_now(&a.o);
-	char err[256];
-	struct transport *t = NULL;
 	int wecom = a.transport && !a.dry_run && strncmp(a.transport, "wecom:", 6) == 0;
-	if (a.transport && !a.dry_run && !wecom && !(t = transport_open(a.transport, err, sizeof err)))
-		smr_die(SMR_USAGE, "--transport: %s", err);
+	if (a.transport && !a.dry_run && !wecom && !(t = transport_open(a.transport, err, sizeof err))) {
+		smr_warnx(NULL, 0, "--transport: %s", err);
+		goto out;
+	}
 	/* a closed standard output is an error to handle (exit 3, nothing
 	 * left claimed), not a signal that kills the run mid-touch */
 	signal(SIGPIPE, SIG_IGN);
 	/* per-person look-ups scattered over the database: a large cache only
 	 * makes memory follow the queue's size (measured: same speed at 16 MB) */
 	db_cache_default(16);
-	sqlite3 *db = db_open(a.o.db);
-	struct wecom *wc = NULL;
-	if (wecom && !(wc = wecom_open(a.transport + 6, db, a.o.db, a.o.now, err, sizeof err)))
-		smr_die(SMR_USAGE, "--transport: %s", err);
-	if (a.reconcile)
-		return reconcile(&a, db, wc, pol, sops, r);
-	struct person_lookup *pl = person_lookup_open(db, r);
-	struct sender *s = sender_open(db, sops, pol, pl, t, a.o.now, a.o.now_arg != NULL, a.dry_run, stdout);
-	if (wc)
-		sender_use_wecom(s, wc);
-	long rejected = a.queued ? 0 : read_input(s);
-	if (t || wc)
-		sender_recover(s);
-	sender_run(s, a.queued, a.limit);
-	struct send_stats st;
-	sender_close(s, &st);
-	if (a.stats)
-		fprintf(stderr, "smr-send: sent %ld, deferred %ld, suppressed %ld, failed %ld, unknown %ld, skipped %ld\n",
-		        st.sent, st.deferred, st.suppressed, st.failed, st.unknown, st.skipped);
-	if (a.stats && wc)
-		fprintf(stderr, "smr-send: wecom: %ld API calls, %ld tokens fetched, %ld tasks created\n",
-		        wecom_stats(wc)->calls, wecom_stats(wc)->tokens, wecom_stats(wc)->tasks);
-	person_lookup_close(pl);
+	db = db_open(a.o.db);
+	if (wecom && !(wc = wecom_open(a.transport + 6, db, a.o.db, a.o.now, err, sizeof err))) {
+		smr_warnx(NULL, 0, "--transport: %s", err);
+		goto out;
+	}
+	rc = a.reconcile ? reconcile(&a, db, wc) : send_touches(&a, db, r, sops, pol, t, wc);
+out:
 	wecom_close(wc);
 	db_close(db);
 	transport_close(t);
 	policy_free(pol);
 	sops_free(sops);
 	rules_free(r);
-	return rejected || st.failed || st.unknown ? SMR_PARTIAL : SMR_OK;
+	return rc;
 }

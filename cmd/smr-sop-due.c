@@ -57,59 +57,67 @@ static void drain_stdin(void)
 		;
 }
 
-/* The most touches per person per day the policy allows (its tightest
- * "cap any N/day"), or 0 if none is set. */
+/* Enrol, exit and queue in one transaction; print the queued touches
+ * once it has committed. */
+static void queue_due(sqlite3 *db, const struct args *a, const struct rules *r, const struct sops *s)
+{
+	struct sopdue_stats st = {0};
+	int64_t *ids = NULL;
+	size_t nids = 0;
+	db_begin(db);
+	sopdue_run(db, s, a->o.now, a->late, &ids, &nids, &st);
+	db_commit(db);
+	struct person_lookup *pl = person_lookup_open(db, r);
+	sopdue_print(db, pl, ids, nids, stdout);
+	person_lookup_close(pl);
+	free(ids);
+	if (a->stats)
+		fprintf(stderr, "smr-sop-due: enrolled %ld, exited %ld, completed %ld; touches queued %ld, "
+		                "missed %ld, skipped %ld, held out %ld\n",
+		        st.enrolled, st.exited, st.completed, st.queued, st.missed, st.skipped, st.held_out);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a = {0};
+	struct sops *s = NULL;
+	struct policy *pol = NULL;
+	struct tagrules *tr = NULL;
+	sqlite3 *db = NULL;
+	int rc = SMR_USAGE;
 	smr_progname = "smr-sop-due";
 	parse_args(&a, argc, argv);
 	struct rules *r = rules_load(a.o.rules, 1);
 	if (!r)
-		return SMR_USAGE;
-	struct sops *s = sops_parse(r);
-	struct policy *pol = policy_parse(r); /* --simulate reports its daily cap */
+		goto out;
+	s = sops_parse(r);
+	pol = policy_parse(r); /* --simulate reports its daily cap */
 	/* --simulate re-evaluates time-driven tags as its clock walks */
-	struct tagrules *tr = a.simulate ? tagrules_parse(r) : NULL;
-	if (s->errors || pol->errors || (tr && tr->errors)) {
-		tagrules_free(tr);
-		policy_free(pol);
-		sops_free(s);
-		rules_free(r);
-		return SMR_USAGE;
-	}
+	tr = a.simulate ? tagrules_parse(r) : NULL;
+	if (s->errors || pol->errors || (tr && tr->errors))
+		goto out;
 	opts_resolve_now(&a.o);
 	drain_stdin();
 	/* a closed stdout is an I/O error (exit 3) after the commit, not a
 	 * silent death: the touches stay queued for smr-send --queued */
 	signal(SIGPIPE, SIG_IGN);
-	sqlite3 *db = db_open(a.o.db);
-	struct sopdue_stats st = {0};
-	db_begin(db);
+	db = db_open(a.o.db);
 	if (a.simulate) {
 		struct simulation sim = {.db = db, .rules = r, .tags = tr, .sops = s, .pol = pol, .now = a.o.now,
 		                         .duration = a.simulate, .late = a.late, .rule_steps = RULE_STEPS_DEFAULT,
 		                         .quiet = a.quiet || isatty(STDOUT_FILENO)};
+		db_begin(db);
 		simulate_run(&sim, stdout);
 		db_rollback(db);
 	} else {
-		int64_t *ids = NULL;
-		size_t nids = 0;
-		sopdue_run(db, s, a.o.now, a.late, &ids, &nids, &st);
-		db_commit(db);
-		struct person_lookup *pl = person_lookup_open(db, r);
-		sopdue_print(db, pl, ids, nids, stdout);
-		person_lookup_close(pl);
-		free(ids);
-		if (a.stats)
-			fprintf(stderr, "smr-sop-due: enrolled %ld, exited %ld, completed %ld; touches queued %ld, "
-			                "missed %ld, skipped %ld, held out %ld\n",
-			        st.enrolled, st.exited, st.completed, st.queued, st.missed, st.skipped, st.held_out);
+		queue_due(db, &a, r, s);
 	}
+	rc = SMR_OK;
+out:
 	db_close(db);
 	tagrules_free(tr);
 	policy_free(pol);
 	sops_free(s);
 	rules_free(r);
-	return SMR_OK;
+	return rc;
 }

@@ -98,22 +98,13 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 	return rejected ? SMR_PARTIAL : SMR_OK;
 }
 
-int main(int argc, char **argv)
+/* Every statement of the rules file, compiled against an empty database.
+ * Returns the number of errors (reported). */
+static int check_rules(const struct rules *r, struct tagrules *tr, int64_t now)
 {
-	struct args a = {.steps = RULE_STEPS_DEFAULT};
-	smr_progname = "smr-tag";
-	parse_args(&a, argc, argv);
-	int load_errors;
-	struct rules *r = rules_load_all(a.o.rules, 1, &load_errors);
-	if (!r)
-		return SMR_USAGE;
-	struct tagrules *tr = tagrules_parse(r);
-	opts_resolve_now(&a.o);
-	/* Check against an empty database first: a bad rule stops the run
-	 * before the real database is opened (or created). */
 	sqlite3 *db = db_open(":memory:");
-	struct facts *f = facts_open(db, a.o.now);
-	int errors = tagrules_compile(tr, db) + tr->errors + load_errors;
+	struct facts *f = facts_open(db, now);
+	int errors = tagrules_compile(tr, db) + tr->errors;
 	struct sops *sops = sops_parse(r); /* one file, checked whole */
 	errors += sops->errors;
 	struct policy *pol = policy_parse(r);
@@ -121,39 +112,62 @@ int main(int argc, char **argv)
 	mapping_parse(r, NULL, &errors);
 	policy_free(pol);
 	sops_free(sops);
-	if (errors || a.check) {
-		facts_close(f);
-		db_close(db);
-		tagrules_free(tr);
-		rules_free(r);
-		regex_cache_free();
-		return errors ? SMR_USAGE : SMR_OK;
-	}
 	facts_close(f);
 	db_close(db);
+	return errors;
+}
+
+/* Evaluate the tag rules (everyone with --full, else who changed). */
+static int rule_tags(sqlite3 *db, const struct args *a, const struct rules *r, const struct tagrules *tr,
+                     struct facts *f)
+{
+	struct person_lookup *pl = person_lookup_open(db, r);
+	struct tagger_stats st = {0};
+	struct progress *pg = progress_start(a->full ? "full evaluation" : "evaluation", PROGRESS_COUNT,
+	                                     a->full ? count_persons(db) : 0, "persons",
+	                                     a->quiet || isatty(STDOUT_FILENO)); /* else the records show it */
+	progress_watch(pg, db, &st.evaluated);
+	tagger_run(db, tr, f, pl, a->o.now, a->full, a->steps, stdout, &st);
+	progress_end(pg);
+	if (a->stats)
+		fprintf(stderr, "smr-tag: evaluated %ld persons (%s), %ld tags added, %ld removed\n",
+		        st.evaluated, st.full ? "full" : "incremental", st.added, st.removed);
+	person_lookup_close(pl);
+	return SMR_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {.steps = RULE_STEPS_DEFAULT};
+	struct tagrules *tr = NULL;
+	struct facts *f = NULL;
+	sqlite3 *db = NULL;
+	int load_errors, rc = SMR_USAGE;
+	smr_progname = "smr-tag";
+	parse_args(&a, argc, argv);
+	struct rules *r = rules_load_all(a.o.rules, 1, &load_errors);
+	if (!r)
+		goto out;
+	tr = tagrules_parse(r);
+	opts_resolve_now(&a.o);
+	/* Check against an empty database first: a bad rule stops the run
+	 * before the real database is opened (or created). */
+	int errors = check_rules(r, tr, a.o.now) + load_errors;
+	if (errors || a.check) {
+		rc = errors ? SMR_USAGE : SMR_OK;
+		goto out;
+	}
 	db = db_open(a.o.db);
 	f = facts_open(db, a.o.now);
-	int status = SMR_OK;
-	if (a.set || a.unset) {
-		status = manual_tags(db, r, a.set, a.o.now);
-	} else {
-		struct person_lookup *pl = person_lookup_open(db, r);
-		struct tagger_stats st = {0};
-		struct progress *pg = progress_start(a.full ? "full evaluation" : "evaluation", PROGRESS_COUNT,
-		                                     a.full ? count_persons(db) : 0, "persons",
-		                                     a.quiet || isatty(STDOUT_FILENO)); /* else the records show it */
-		progress_watch(pg, db, &st.evaluated);
-		tagger_run(db, tr, f, pl, a.o.now, a.full, a.steps, stdout, &st);
-		progress_end(pg);
-		if (a.stats)
-			fprintf(stderr, "smr-tag: evaluated %ld persons (%s), %ld tags added, %ld removed\n",
-			        st.evaluated, st.full ? "full" : "incremental", st.added, st.removed);
-		person_lookup_close(pl);
-	}
+	if (a.set || a.unset)
+		rc = manual_tags(db, r, a.set, a.o.now);
+	else
+		rc = rule_tags(db, &a, r, tr, f);
+out:
 	facts_close(f);
 	db_close(db);
 	tagrules_free(tr);
 	rules_free(r);
 	regex_cache_free();
-	return status;
+	return rc;
 }
