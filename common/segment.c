@@ -1,4 +1,5 @@
 #include "segment.h"
+#include "db.h"
 #include "err.h"
 #include "utf8.h"
 #include "lex.h"
@@ -248,4 +249,21 @@ void segment_expr_free(struct segment_expr *se)
 	se->sql = NULL;
 	se->tags = NULL;
 	se->ntags = 0;
+}
+
+size_t segment_unknown_tags(sqlite3 *db, const struct tagrules *tr, const struct segment_expr *se,
+                            const struct segment_ref **unknown)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT 1 FROM main.tag WHERE tag = ?1 LIMIT 1");
+	size_t n = 0;
+	for (size_t i = 0; i < se->ntags; i++) {
+		if (tagrules_find(tr, se->tags[i].name))
+			continue;
+		db_bind_text(db, st, 1, se->tags[i].name);
+		if (!db_row(db, st))
+			unknown[n++] = &se->tags[i];
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return n;
 }

@@ -29,4 +29,10 @@ int segment_compile(const char *expr, const struct tagrules *tr, const struct la
                     struct segment_expr *out, char *err, size_t errlen, int *col);
 void segment_expr_free(struct segment_expr *se);
 
+/* The plain tags SE names that no rule of TR gives and no one holds in
+ * DB (most likely typos), into UNKNOWN (room for se->ntags), in the
+ * expression's order. Returns how many. */
+size_t segment_unknown_tags(sqlite3 *db, const struct tagrules *tr, const struct segment_expr *se,
+                            const struct segment_ref **unknown);
+
 #endif

@@ -450,6 +450,36 @@ int tag_batch_apply(struct tag_batch *b, int64_t pid, const char *tag, int add, 
 	return 1;
 }
 
+/* Apply to every pid SQL gives (bound to TAG) one direction of TAG. */
+static void apply_all(struct tag_batch *b, const char *sql, const char *tag, int add, const char *detail)
+{
+	sqlite3_stmt *st = db_prepare(b->db, sql);
+	db_bind_text(b->db, st, 1, tag);
+	int64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	while (db_row(b->db, st)) { /* collect first: applying changes the rows read */
+		v = xgrow(v, &cap, n + 1, sizeof *v);
+		v[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++)
+		tag_batch_apply(b, v[i], tag, add, detail);
+	free(v);
+}
+
+void tag_batch_sync(struct tag_batch *b, const char *members, const char *tag, const char *detail)
+{
+	db_exec(b->db, "CREATE TEMP TABLE IF NOT EXISTS tag_sync(pid INTEGER PRIMARY KEY)");
+	db_exec(b->db, "DELETE FROM temp.tag_sync");
+	char *sql = xasprintf("INSERT INTO temp.tag_sync %s", members);
+	db_exec(b->db, sql);
+	free(sql);
+	apply_all(b, "SELECT pid FROM temp.tag_sync WHERE pid NOT IN "
+	          "(SELECT pid FROM main.tag WHERE tag = ?1) ORDER BY pid", tag, 1, detail);
+	apply_all(b, "SELECT pid FROM main.tag WHERE tag = ?1 AND pid NOT IN "
+	          "(SELECT pid FROM temp.tag_sync) ORDER BY pid", tag, 0, detail);
+}
+
 size_t tag_batch_pending(const struct tag_batch *b) { return b->n; }
 
 static void batch_flush(struct tag_batch *b)

@@ -51,6 +51,10 @@ struct tag_batch *tag_batch_open(sqlite3 *db, struct person_lookup *pl, const ch
                                  FILE *out);
 /* Apply one change; 1 if it changed something (printed at the commit). */
 int tag_batch_apply(struct tag_batch *b, int64_t pid, const char *tag, int add, const char *detail);
+/* Make the persons MEMBERS selects (a SELECT of pids) hold TAG, and only
+ * them: members not holding it enter, holders not among them leave, each
+ * change with DETAIL (smr-segment --as-tag). */
+void tag_batch_sync(struct tag_batch *b, const char *members, const char *tag, const char *detail);
 /* Changes applied and not yet committed. */
 size_t tag_batch_pending(const struct tag_batch *b);
 /* Commit, print, and begin the next transaction. */

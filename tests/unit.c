@@ -12,6 +12,7 @@
 #include "../common/event.h"
 #include "../common/identity.h"
 #include "../common/ingest.h"
+#include "../common/layers.h"
 #include "../common/members.h"
 #include "../common/money.h"
 #include "../common/policy.h"
@@ -20,8 +21,11 @@
 #include "../common/rules.h"
 #include "../common/sender.h"
 #include "../common/ruleexpr.h"
+#include "../common/segment.h"
+#include "../common/segquery.h"
 #include "../common/sop.h"
 #include "../common/tagger.h"
+#include "../common/tagrules.h"
 #include "../common/tstamp.h"
 #include "../common/utf8.h"
 
@@ -1757,6 +1761,151 @@ static void test_plans(void)
 	db_close(db);
 }
 
+/* ----------------------------------------------- segments (smr-segment) */
+
+/* The counts of a layer as "name=N ..." (a fresh string). */
+static char *counts_text(sqlite3 *db, enum segquery_layer l, const struct layers *ly, const char *base)
+{
+	const char **names;
+	long *counts;
+	size_t n = segquery_count(db, l, ly, base, &names, &counts);
+	char *s = xstrdup("");
+	for (size_t i = 0; i < n; i++) {
+		char *t = xasprintf("%s%s%s=%ld", s, *s ? " " : "", names[i] ? names[i] : "all", counts[i]);
+		free(s);
+		s = t;
+	}
+	free(names);
+	free(counts);
+	return s;
+}
+
+/* The pids holding TAG as "1 2 ..." (a fresh string). */
+static char *holders(sqlite3 *db, const char *tag)
+{
+	char *sql = sqlite3_mprintf("SELECT coalesce(group_concat(pid, ' '), '') FROM "
+	                            "(SELECT pid FROM tag WHERE tag = %Q ORDER BY pid)", tag);
+	sqlite3_stmt *st = db_prepare(db, sql);
+	char *s = xstrdup(db_row(db, st) ? (const char *)sqlite3_column_text(st, 0) : "?");
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return s;
+}
+
+/* Compile EXPR and make its members hold TAG; the change records written. */
+static long sync_tag(sqlite3 *db, const struct rules *r, const struct tagrules *tr, const struct layers *ly,
+                     const char *expr, const char *tag)
+{
+	struct segment_expr se = {0};
+	char err[256] = "";
+	int col = 0;
+	if (segment_compile(expr, tr, ly, &se, err, sizeof err, &col) != 0) {
+		report(0, "segment_compile of a test expression", "%s: %s", expr, err);
+		return -1;
+	}
+	char *base = segquery_base(SEGQUERY_EXPR, ly, se.sql);
+	FILE *out = tmpfile();
+	struct person_lookup *pl = person_lookup_open(db, r);
+	struct tag_batch *b = tag_batch_open(db, pl, "segment", 1800000000, out);
+	tag_batch_sync(b, base, tag, expr);
+	tag_batch_close(b);
+	person_lookup_close(pl);
+	long lines = 0;
+	rewind(out);
+	for (int c; (c = getc(out)) != EOF;)
+		lines += c == '\n';
+	fclose(out);
+	free(base);
+	segment_expr_free(&se);
+	return lines;
+}
+
+static void test_segquery(void)
+{
+	struct fx f;
+	char err[256] = "";
+	if (fx_open(&f, 100, "tier silver 100\ntier gold 1000\ntag big when orders >= 2\n"))
+		return;
+	ing(&f, "{\"id\":\"s1\",\"type\":\"order\",\"ts\":1795000000,\"unionid\":\"a\",\"amount\":\"50\"}");
+	ing(&f, "{\"id\":\"s2\",\"type\":\"order\",\"ts\":1795000000,\"unionid\":\"b\",\"amount\":\"200\"}");
+	ing(&f, "{\"id\":\"s3\",\"type\":\"order\",\"ts\":1795000000,\"unionid\":\"c\",\"amount\":\"2000\"}");
+	ing(&f, "{\"id\":\"s4\",\"type\":\"view\",\"ts\":1799000000,\"unionid\":\"d\"}");
+	fx_close(&f);
+	struct facts *fa = facts_open(f.db, 1800000000);
+	struct layers *ly = layers_parse(f.r);
+	struct tagrules *tr = tagrules_parse(f.r);
+	expect_int("segquery: the test rules parse", 0, ly->errors + tr->errors);
+
+	char *s = segquery_fields("pid,orders,attr.city,stage", SEGQUERY_STAGES, ly, err, sizeof err);
+	expect_str("segquery_fields: facts and attr.KEY columns, pid and the layer's own left out",
+	           ", f.orders AS orders, json_extract(f.attrs, '$.\"city\"') AS \"attr.city\"", s);
+	free(s);
+	s = segquery_fields(NULL, SEGQUERY_EXPR, ly, err, sizeof err);
+	expect_str("segquery_fields: no --fields is no column", "", s);
+	free(s);
+	s = segquery_fields("r,rfm", SEGQUERY_EXPR, ly, err, sizeof err);
+	expect_str("segquery_fields: RFM scores read the rfm table by pid",
+	           ", (SELECT r FROM main.rfm WHERE rfm.pid = q.pid) AS r,"
+	           " (SELECT segment FROM main.rfm WHERE rfm.pid = q.pid) AS rfm", s);
+	free(s);
+	s = segquery_fields("orders,bogus", SEGQUERY_EXPR, ly, err, sizeof err);
+	report(!s && strstr(err, "no field \"bogus\""), "segquery_fields: an unknown name is refused, named",
+	       "got %s, err \"%s\"", s ? s : "NULL", err);
+	free(s);
+	s = segquery_fields("attr.", SEGQUERY_EXPR, ly, err, sizeof err);
+	report(!s, "segquery_fields: attr. without a key is refused", "got %s", s ? s : "NULL");
+	free(s);
+	s = segquery_base(SEGQUERY_RFM, ly, NULL);
+	expect_str("segquery_base: the rfm layer", "SELECT pid, r, f, m, segment AS rfm FROM main.rfm", s);
+	free(s);
+	s = segquery_members("SELECT pid FROM facts", "");
+	expect_str("segquery_members: no fields, no join", "SELECT q.* FROM (SELECT pid FROM facts) AS q ORDER BY q.pid", s);
+	free(s);
+
+	char *base = segquery_base(SEGQUERY_TIERS, ly, NULL);
+	s = counts_text(f.db, SEGQUERY_TIERS, ly, base);
+	expect_str("segquery_count: one person per tier, below the lowest left out", "silver=1 gold=1", s);
+	free(s);
+	free(base);
+	base = segquery_base(SEGQUERY_STAGES, ly, NULL);
+	s = counts_text(f.db, SEGQUERY_STAGES, ly, base);
+	expect_str("segquery_count: every stage in order, zeros included",
+	           "new=0 active=1 silent=3 churned=0 paying=0", s);
+	free(s);
+	free(base);
+
+	expect_int("tag_batch_sync: the gold tier enters the tag (one record)", 1,
+	           sync_tag(f.db, f.r, tr, ly, "tier:gold", "vip"));
+	s = holders(f.db, "vip");
+	expect_str("tag_batch_sync: only the gold member holds it", "3", s);
+	free(s);
+	expect_int("tag_batch_sync: silver enters, gold leaves (two records)", 2,
+	           sync_tag(f.db, f.r, tr, ly, "tier:silver", "vip"));
+	s = holders(f.db, "vip");
+	expect_str("tag_batch_sync: the tag follows the segment", "2", s);
+	free(s);
+	expect_int("tag_batch_sync: the same segment again changes nothing", 0,
+	           sync_tag(f.db, f.r, tr, ly, "tier:silver", "vip"));
+	expect_int("tag_batch_sync: every change logged", 3, q(f.db, "SELECT count(*) FROM tag_log WHERE tag = 'vip'"));
+
+	struct segment_expr se = {0};
+	int col = 0;
+	if (segment_compile("vip or big or nosuch", tr, ly, &se, err, sizeof err, &col) == 0) {
+		const struct segment_ref *unknown[3];
+		size_t n = segment_unknown_tags(f.db, tr, &se, unknown);
+		report(n == 1 && strcmp(unknown[0]->name, "nosuch") == 0 && unknown[0]->col == 15,
+		       "segment_unknown_tags: only a tag no rule gives and no one holds", "%zu: %s col %d", n,
+		       n ? unknown[0]->name : "-", n ? unknown[0]->col : 0);
+	} else {
+		report(0, "segment_compile of a test expression", "%s", err);
+	}
+	segment_expr_free(&se);
+	tagrules_free(tr);
+	layers_free(ly);
+	facts_close(fa);
+	fx_free(&f);
+}
+
 int main(void)
 {
 	smr_progname = "test-unit";
@@ -1788,6 +1937,7 @@ int main(void)
 	test_policy_many();
 	test_send_plans();
 	test_plans();
+	test_segquery();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
