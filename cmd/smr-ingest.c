@@ -7,11 +7,10 @@
 #include "../common/ndjson.h"
 #include "../common/opts.h"
 #include "../common/progress.h"
+#include "../common/rejects.h"
 #include "../common/rules.h"
 #include "../common/source.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +24,7 @@ struct run {
 	const char *rejects_path;
 	const char *source_name;    /* --source: a mapping from the rules */
 	struct mapping *mapping;
-	FILE *rejects;
-	FILE *spool;                /* this batch's rejects, written after it commits */
-	long spooled;
+	struct rejects *rejects;    /* NULL without --rejects */
 	int batch;
 	sqlite3 *db;
 	struct rules *rules;
@@ -67,53 +64,19 @@ static void parse_args(struct run *r, int argc, char **argv, int *first)
 	r->batch = (int)n;
 }
 
-/* Rejects hold raw personal data: 0600 like the database. */
-static void open_rejects(struct run *r)
-{
-	int fd = open(r->rejects_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	r->rejects = fd >= 0 ? fdopen(fd, "a") : NULL;
-	r->spool = tmpfile();
-	if (!r->rejects || !r->spool)
-		smr_die(SMR_FATAL, "%s: %s", r->spool ? r->rejects_path : "temporary file", strerror(errno));
-}
-
-/* Move the spooled rejects to the rejects file. Called only when nothing
- * read before them is uncommitted, so that a run that fails (exit 3) has
- * written no reject of the batch it rolled back, and running it again
- * writes that batch's rejects once. */
-static void flush_rejects(struct run *r)
-{
-	char buf[65536];
-	size_t n;
-	if (!r->spooled)
-		return;
-	if (fflush(r->spool) != 0 || fseek(r->spool, 0, SEEK_SET) != 0)
-		smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
-	while ((n = fread(buf, 1, sizeof buf, r->spool)) > 0)
-		if (fwrite(buf, 1, n, r->rejects) != n)
-			smr_die(SMR_FATAL, "%s: %s", r->rejects_path, strerror(errno));
-	if (ferror(r->spool) || fflush(r->rejects) != 0)
-		smr_die(SMR_FATAL, "%s: %s", ferror(r->spool) ? "temporary file" : r->rejects_path, strerror(errno));
-	if (fseek(r->spool, 0, SEEK_SET) != 0 || ftruncate(fileno(r->spool), 0) != 0)
-		smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
-	r->spooled = 0;
-}
-
+/* A batch's worth of rejects: commit what came before them, write them. */
 static void spool_reject(struct run *r, struct source *src, const struct record *rec, int *header_done)
 {
+	size_t hlen = 0;
+	const char *h = NULL;
 	if (source_format(src) == FORMAT_CSV && !*header_done) {
-		size_t hlen;
-		const char *h = source_header(src, &hlen);
-		if (h && (fwrite(h, 1, hlen, r->spool) != hlen || fputc('\n', r->spool) == EOF))
-			smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
+		h = source_header(src, &hlen);
 		*header_done = 1;
 	}
-	if (fwrite(rec->raw, 1, rec->rawlen, r->spool) != rec->rawlen || fputc('\n', r->spool) == EOF)
-		smr_die(SMR_FATAL, "temporary file: %s", strerror(errno));
-	/* a batch's worth of rejects: commit what came before them, write */
-	if (++r->spooled >= (r->batch ? r->batch : INGEST_BATCH)) {
+	rejects_add(r->rejects, h, hlen, rec->raw, rec->rawlen);
+	if (rejects_pending(r->rejects) >= (r->batch ? r->batch : INGEST_BATCH)) {
 		ingest_commit(r->in);
-		flush_rejects(r);
+		rejects_flush(r->rejects);
 	}
 }
 
@@ -134,27 +97,19 @@ static int has_column(const void *src, const char *name)
  * first, so a row is stored whole or rejected whole. */
 static void ingest_mapped(struct run *r, struct source *src, const struct record *rec, int *header_done)
 {
-	json_t *objs[MAPPING_EVENTS_MAX] = {0};
-	struct event evs[MAPPING_EVENTS_MAX];
+	struct mapping_events me;
 	char why[256];
 	const char *missing = mapping_missing_column(r->mapping, has_column, src);
 	if (missing) {
 		snprintf(why, sizeof why, "no column \"%s\" in the header (source %s)", missing, r->source_name);
 		reject(r, src, rec, why, header_done);
-		return;
-	}
-	int n = mapping_apply(r->mapping, rec->obj, objs, why, sizeof why), ok = 0;
-	while (n > 0 && ok < n && event_from_json(objs[ok], r->rules, &evs[ok], why, sizeof why) == 0)
-		ok++;
-	if (n < 0 || ok < n)
+	} else if (mapping_events(r->mapping, rec->obj, r->rules, &me, why, sizeof why) != 0) {
 		reject(r, src, rec, why, header_done);
-	else
-		for (int i = 0; i < n; i++)
-			ingest_event(r->in, &evs[i]);
-	for (int i = 0; i < ok; i++)
-		event_clear(&evs[i]);
-	for (int i = 0; i < n; i++)
-		json_decref(objs[i]);
+	} else {
+		for (int i = 0; i < me.n; i++)
+			ingest_event(r->in, &me.evs[i]);
+		mapping_events_clear(&me);
+	}
 }
 
 /* Returns 0, or -1 on a read error (reported). */
@@ -175,8 +130,8 @@ static int ingest_source(struct run *r, struct source *src)
 		else {
 			ingest_event(r->in, &ev);
 			event_clear(&ev);
-			if (r->spooled && sqlite3_get_autocommit(r->db))
-				flush_rejects(r); /* the batch before them committed */
+			if (r->rejects && rejects_pending(r->rejects) && sqlite3_get_autocommit(r->db))
+				rejects_flush(r->rejects); /* the batch before them committed */
 		}
 		r->bytes += (int64_t)rec.rawlen + 1;
 		progress_update(r->progress, r->bytes, r->st.read);
@@ -272,20 +227,6 @@ static int ingest_all(struct run *r, char **files, struct source **srcs, int nfi
 	return io_failed ? -1 : 0;
 }
 
-/* The last spooled rejects, then both files closed. Returns 0, or -1 if
- * the rejects file could not be written (reported). */
-static int close_rejects(struct run *r)
-{
-	flush_rejects(r);
-	fclose(r->spool);
-	r->spool = NULL;
-	int rc = fclose(r->rejects);
-	r->rejects = NULL;
-	if (rc != 0)
-		smr_warn(NULL, 0, "%s", r->rejects_path);
-	return rc != 0 ? -1 : 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct run r = {0};
@@ -314,9 +255,11 @@ int main(int argc, char **argv)
 	if (!(srcs = open_sources(&r, files, nfiles)))
 		goto out;
 	if (r.rejects_path)
-		open_rejects(&r);
+		r.rejects = rejects_open(r.rejects_path);
 	int io_failed = ingest_all(&r, files, srcs, nfiles) != 0;
-	if (r.rejects && close_rejects(&r) != 0)
+	int failed = rejects_close(r.rejects) != 0;
+	r.rejects = NULL;
+	if (failed)
 		goto out;
 	print_summary(&r.st);
 	rc = io_failed ? SMR_FATAL : r.st.rejected ? SMR_PARTIAL : SMR_OK;

@@ -76,18 +76,7 @@ static void print_record(sqlite3 *db, const struct args *a, int64_t pid)
 		putchar('\n');
 		return;
 	}
-	json_t *o = json_pack("{s:I}", "pid", (json_int_t)pid);
-	for (int s = 0; s < LOOKUP_NSECTIONS; s++) {
-		sqlite3_stmt *st = lookup_section(db, (enum lookup_section)s, pid, a->events);
-		json_t *rows = sqlrows_array(db, st);
-		if (s == LOOKUP_FACTS)
-			json_object_set(o, lookup_section_names[s], json_array_size(rows) ? json_array_get(rows, 0) : json_null());
-		else
-			json_object_set(o, lookup_section_names[s], rows);
-		json_decref(rows);
-		sqlite3_finalize(st);
-	}
-	ndjson_put(stdout, o, JSON_REAL_PRECISION(15));
+	ndjson_put(stdout, lookup_record(db, pid, a->events), JSON_REAL_PRECISION(15));
 }
 
 static void table_explain(json_t *e)
@@ -167,10 +156,7 @@ static int check_names(const struct args *a, struct tagrules *tr, const struct s
 		smr_warnx(NULL, 0, "--explain: no tag rule \"%s\" in the rules", a->explain);
 		return SMR_USAGE;
 	}
-	for (size_t i = 0; a->why && i < sp->nsops && !*sop; i++)
-		if (strcmp(sp->sops[i].name, a->why) == 0)
-			*sop = &sp->sops[i];
-	if (a->why && !*sop) {
+	if (a->why && !(*sop = sops_find(sp, a->why))) {
 		smr_warnx(NULL, 0, "--why: no sop \"%s\" in the rules", a->why);
 		return SMR_USAGE;
 	}

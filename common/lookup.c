@@ -182,6 +182,22 @@ static const char *explain_note(const struct tagrules *tr, const struct cond *c,
 	return NULL;
 }
 
+json_t *lookup_record(sqlite3 *db, int64_t pid, int events)
+{
+	json_t *o = json_pack("{s:I}", "pid", (json_int_t)pid);
+	for (int s = 0; s < LOOKUP_NSECTIONS; s++) {
+		sqlite3_stmt *st = lookup_section(db, (enum lookup_section)s, pid, events);
+		json_t *rows = sqlrows_array(db, st);
+		if (s == LOOKUP_FACTS)
+			json_object_set(o, lookup_section_names[s], json_array_size(rows) ? json_array_get(rows, 0) : json_null());
+		else
+			json_object_set(o, lookup_section_names[s], rows);
+		json_decref(rows);
+		sqlite3_finalize(st);
+	}
+	return o;
+}
+
 json_t *lookup_explain(sqlite3 *db, const struct tagrules *tr, const struct cond *c, int64_t pid)
 {
 	struct ruleexpr_part parts[EXPLAIN_MAX_PARTS];

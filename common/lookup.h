@@ -30,6 +30,10 @@ extern const char *const lookup_section_names[LOOKUP_NSECTIONS];
  * EVENTS limits the recent events. The caller finalizes it. */
 sqlite3_stmt *lookup_section(sqlite3 *db, enum lookup_section s, int64_t pid, int events);
 
+/* PID's whole record: {"pid":N, SECTION: rows, ...} in section order,
+ * facts as one object (null if none). */
+json_t *lookup_record(sqlite3 *db, int64_t pid, int events);
+
 /* The tag's condition for PID now: the whole and each part (see
  * ruleexpr_parts) with its value, whether and since when PID holds it,
  * and a note on why the two may differ. */

@@ -5,6 +5,7 @@
 #include "utf8.h"
 #include "tstamp.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -439,4 +440,33 @@ int mapping_apply(const struct mapping *m, json_t *row, json_t **out, char *err,
 	}
 	out[1] = second;
 	return 2;
+}
+
+int mapping_events(const struct mapping *m, json_t *row, const struct rules *r, struct mapping_events *out,
+                   char *err, size_t errlen)
+{
+	*out = (struct mapping_events){0};
+	int n = mapping_apply(m, row, out->objs, err, errlen), ok = 0;
+	assert(n <= MAPPING_EVENTS_MAX);
+	while (n > 0 && ok < n && event_from_json(out->objs[ok], r, &out->evs[ok], err, errlen) == 0)
+		ok++;
+	if (n >= 0 && ok == n) {
+		out->n = n;
+		return 0;
+	}
+	for (int i = 0; i < ok; i++)
+		event_clear(&out->evs[i]);
+	for (int i = 0; i < n; i++)
+		json_decref(out->objs[i]);
+	*out = (struct mapping_events){0};
+	return -1;
+}
+
+void mapping_events_clear(struct mapping_events *me)
+{
+	for (int i = 0; i < me->n; i++) {
+		event_clear(&me->evs[i]);
+		json_decref(me->objs[i]);
+	}
+	me->n = 0;
 }

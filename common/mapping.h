@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "event.h"
 #include "rules.h"
 
 #define MAPPING_EVENTS_MAX 2    /* a row yields its event and perhaps one more */
@@ -29,6 +30,20 @@ const char *mapping_missing_column(const struct mapping *m, int (*has_column)(co
  * and returns how many, or -1 with the reason in ERR (the row is rejected
  * whole). */
 int mapping_apply(const struct mapping *m, json_t *row, json_t **out, char *err, size_t errlen);
+
+/* A row's events, checked, with the objects they borrow strings from. */
+struct mapping_events {
+	json_t *objs[MAPPING_EVENTS_MAX];
+	struct event evs[MAPPING_EVENTS_MAX];
+	int n;
+};
+/* mapping_apply, then every event checked against R (event_from_json):
+ * a row is stored whole or rejected whole. Returns 0 with the events in
+ * OUT (mapping_events_clear them), or -1 with the reason in ERR and
+ * nothing to clear. */
+int mapping_events(const struct mapping *m, json_t *row, const struct rules *r, struct mapping_events *out,
+                   char *err, size_t errlen);
+void mapping_events_clear(struct mapping_events *me);
 
 /* An export's time: ISO 8601, "2026/11/20 19:35[:00]" or "2026-11-20
  * 19:35", a date alone, epoch seconds, or Excel's serial days (a number

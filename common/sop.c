@@ -341,6 +341,14 @@ const struct content *sops_content(const struct sops *s, const char *id)
 	return NULL;
 }
 
+const struct sop *sops_find(const struct sops *s, const char *name)
+{
+	for (size_t i = 0; i < s->nsops; i++)
+		if (strcmp(s->sops[i].name, name) == 0)
+			return &s->sops[i];
+	return NULL;
+}
+
 struct sops *sops_parse(const struct rules *r)
 {
 	struct sops *all = xcalloc(1, sizeof *all);

@@ -71,6 +71,8 @@ struct sops {
 struct sops *sops_parse(const struct rules *r);
 void sops_free(struct sops *s);
 const struct content *sops_content(const struct sops *s, const char *id);
+/* The sop named NAME, or NULL. */
+const struct sop *sops_find(const struct sops *s, const char *name);
 
 /* The identity of an unnamed step, as stored in touch.step_key:
  * "1d 12:00 moments reviews_A" (offset, local time, channel, content). */

@@ -13,9 +13,11 @@
 #include "../common/identity.h"
 #include "../common/ingest.h"
 #include "../common/layers.h"
+#include "../common/mapping.h"
 #include "../common/members.h"
 #include "../common/money.h"
 #include "../common/policy.h"
+#include "../common/rejects.h"
 #include "../common/render.h"
 #include "../common/report.h"
 #include "../common/rules.h"
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int npass, nfail;
@@ -1906,6 +1909,77 @@ static void test_segquery(void)
 	fx_free(&f);
 }
 
+/* A source mapping turns a row into checked events, or rejects it whole. */
+static void test_mapping_events(void)
+{
+	struct fx f;
+	char err[256] = "";
+	int errors = 0;
+	if (fx_open(&f, 100, "timezone Asia/Shanghai\nsource t\n  column \"when\" ts\n  column \"paid\" amount\n"
+	                     "  column \"tel\" phone\n  set type order\n  id \"when\" \"paid\" \"tel\"\nend\n"))
+		return;
+	struct mapping *m = mapping_parse(f.r, "t", &errors);
+	report(m && !errors, "mapping_events: the test source parses", "%d errors", errors);
+	json_t *row = json_pack("{s:s, s:s, s:s}", "when", "2026-01-05 09:05", "paid", "¥1,299.50", "tel", "13800138101");
+	struct mapping_events me;
+	int rc = m ? mapping_events(m, row, f.r, &me, err, sizeof err) : -1;
+	report(rc == 0 && me.n == 1 && strcmp(me.evs[0].type, "order") == 0 && me.evs[0].amount == 129950 &&
+	       me.evs[0].ts == 1767575100 && me.evs[0].nids == 1,
+	       "mapping_events: a row becomes one checked order", "rc %d: %s", rc, err);
+	if (rc == 0)
+		mapping_events_clear(&me);
+	json_decref(row);
+	row = json_pack("{s:s, s:s, s:s}", "when", "2026/13/05 09:05", "paid", "12", "tel", "13800138107");
+	rc = m ? mapping_events(m, row, f.r, &me, err, sizeof err) : 0;
+	report(rc == -1 && me.n == 0 && *err, "mapping_events: a bad time rejects the row, with a reason", "rc %d", rc);
+	json_decref(row);
+	mapping_free(m);
+	fx_free(&f);
+}
+
+/* The contents of PATH (a fresh string, "" if unreadable). */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char buf[4096];
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+	return xstrdup(buf);
+}
+
+/* Rejects reach the file only when flushed (their batch committed). */
+static void test_rejects(void)
+{
+	char path[] = "/tmp/smr-unit-rejects-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		report(0, "rejects: a temporary file", "mkstemp failed");
+		return;
+	}
+	close(fd);
+	unlink(path);
+	struct rejects *rj = rejects_open(path);
+	struct stat sb;
+	report(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "rejects_open: the file is 0600", "mode %o",
+	       (unsigned)(sb.st_mode & 0777));
+	rejects_add(rj, "a,b", 3, "1,x", 3);
+	rejects_add(rj, NULL, 0, "2,y", 3);
+	expect_int("rejects_pending: two spooled", 2, rejects_pending(rj));
+	char *s = slurp(path);
+	expect_str("rejects: nothing written before the flush", "", s);
+	free(s);
+	rejects_flush(rj);
+	expect_int("rejects_flush: nothing left pending", 0, rejects_pending(rj));
+	rejects_add(rj, NULL, 0, "3,z", 3);
+	expect_int("rejects_close: closed", 0, rejects_close(rj));
+	s = slurp(path);
+	expect_str("rejects: header, records, one a line, in order", "a,b\n1,x\n2,y\n3,z\n", s);
+	free(s);
+	unlink(path);
+}
+
 int main(void)
 {
 	smr_progname = "test-unit";
@@ -1938,6 +2012,8 @@ int main(void)
 	test_send_plans();
 	test_plans();
 	test_segquery();
+	test_mapping_events();
+	test_rejects();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
