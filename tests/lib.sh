@@ -58,6 +58,7 @@ invoke() {
 		"$@" <"$in" >"$out" 2>"$err"
 	fi
 	INVOKED=$?
+	INVOKED_ERR=$err
 	INVOKES=$((INVOKES + 1))
 	no_sanitizer "run $INVOKES: $(basename "$1") ${*:2}" "$err"
 	return 0
@@ -66,6 +67,97 @@ invoke() {
 status_is() {
 	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "exit status $2, expected $3; stderr: $(head -3 "$4")"; fi
 }
+# ran NAME [STATUS]: the last invoke exited STATUS (default 0). A setup
+# step is a check of its own: a broken one shows as FAIL, not as a later
+# check failing for no visible reason.
+ran() { status_is "$1" "$INVOKED" "${2:-0}" "$INVOKED_ERR"; }
+
+# test_cmp NAME EXPECT ACTUAL: the two files are the same, as git's
+# test_cmp. On a difference: FAIL with the start of `diff -u`, and the
+# whole diff after it as "# " lines (TAP comments, shown when the script
+# runs alone). SMR_BLESS=1 first copies ACTUAL over an EXPECT file under
+# tests/fixtures (to write a new expectation: read the diff before
+# committing it).
+test_cmp() {
+	local d
+	if [ -n "${SMR_BLESS:-}" ] && [[ $2 == "$FIXTURES"/* ]]; then
+		cp -- "$3" "$2"
+	fi
+	if d=$(diff -u -- "$2" "$3" 2>&1); then
+		ok "$1"
+	else
+		fail "$1" "$(printf '%s\n' "$d" | sed -n '3,14p')"
+		printf '%s\n' "$d" | sed 's/^/# /'
+	fi
+}
+# expect NAME ACTUAL <<'EOF' ... EOF: ACTUAL is exactly the here-document.
+expect() {
+	cat >"$T/expect"
+	test_cmp "$1" "$T/expect" "$2"
+}
+
+# recs FILE KEY...: the JSON records of FILE (one a line) as
+# "v1 v2 ...;..." in file order. KEY who is the unionid (else p<pid>), nb
+# is not_before as local MM-DD HH:MM; a missing key is -, a boolean
+# true/false; a line that is not JSON is BAD:line.
+recs() {
+	python3 - "$@" <<'PY'
+import json, sys, time
+out = []
+for line in open(sys.argv[1], encoding="utf-8"):
+    try:
+        o = json.loads(line)
+    except Exception:
+        out.append("BAD:" + line.strip())
+        continue
+    vals = []
+    for k in sys.argv[2:]:
+        if k == "nb":
+            v = time.strftime("%m-%d %H:%M", time.localtime(o["not_before"])) if "not_before" in o else "-"
+        elif k == "who":
+            v = o.get("unionid") or "p%s" % o.get("pid")
+        else:
+            v = o.get(k, "-")
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+        vals.append(str(v))
+    out.append(" ".join(vals))
+print(";".join(out))
+PY
+}
+# lines FILE: its number of lines, 0 if it does not exist.
+lines() { if [ -e "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+
+# usage_error NAME TOOL ARGS...: smr-TOOL --db u.db ARGS is refused with
+# exit 2 and a "smr-TOOL: " message, prints nothing and creates no database.
+usage_error() {
+	local name=$1 tool=smr-$2
+	shift 2
+	rm -f u.db
+	invoke /dev/null "$T/uout" "$T/uerr" "$SMR_BIN/$tool" --db u.db "$@"
+	if [ "$INVOKED" = 2 ] && [ ! -s "$T/uout" ] && grep -q "^$tool: " "$T/uerr" && [ ! -e u.db ]; then
+		ok "usage error, exit 2, nothing printed or created: $name"
+	else
+		fail "usage error, exit 2, nothing printed or created: $name" "status $INVOKED, stdout '$(head -c 200 "$T/uout")', db: $([ -e u.db ] && echo created || echo none), stderr: $(cat "$T/uerr")"
+	fi
+}
+
+# wrap NAME NAMEIN PROG OUT ERR VAR: define the wrappers of a tool, NAME
+# ARGS... (stdin from /dev/null) and NAMEIN FILE ARGS... (stdin from
+# FILE), which invoke PROG with stdout in $T/OUT, stderr in $T/ERR and the
+# status in VAR. One definition serves every tool.
+wrap() {
+	eval "$2() { local f=\$1; shift; invoke \"\$f\" \"\$T/$4\" \"\$T/$5\" \"$3\" \"\$@\"; $6=\$INVOKED; }
+$1() { $2 /dev/null \"\$@\"; }"
+}
+
+# smr-send: snd ARGS..., sendin FILE ARGS...; output in $T/xout, $T/xerr,
+# status in XRC.
+SEND="$SMR_BIN/smr-send"
+wrap snd sendin "$SEND" xout xerr XRC
+xstatus() { status_is "$1" "$XRC" "$2" "$T/xerr"; }
+# res KEY...: recs of the last smr-send run's output.
+res() { recs "$T/xout" "$@"; }
 
 # run ARGS...: smr-ingest with stdout in $T/out, stderr in $T/err, status in RC.
 run() {

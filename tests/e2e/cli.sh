@@ -14,26 +14,15 @@ run --version
 status "--version: exit 0" 0
 check "--version: 'smr-ingest VERSION' on stdout" has_line "$T/out" '^smr-ingest [0-9]+\.[0-9]+'
 
-usage_error() { # NAME ARGS...
-	local name=$1
-	shift
-	rm -f u.db
-	run --db u.db "$@"
-	if [ "$RC" = 2 ] && [ ! -s "$T/out" ] && grep -q '^smr-ingest: ' "$T/err" && [ ! -e u.db ]; then
-		ok "usage error, exit 2, nothing done: $name"
-	else
-		fail "usage error, exit 2, nothing done: $name" "status $RC, stdout '$(cat "$T/out")', db: $([ -e u.db ] && echo created || echo none), stderr: $(cat "$T/err")"
-	fi
-}
-usage_error "unknown option --frobnicate" --frobnicate good.ndjson
-usage_error "--format xml" --format xml good.ndjson
-usage_error "--encoding latin1" --encoding latin1 good.ndjson
-usage_error "--batch 0" --batch 0 good.ndjson
-usage_error "--batch abc" --batch abc good.ndjson
-usage_error "--batch -5" --batch -5 good.ndjson
-usage_error "--batch 5x" --batch 5x good.ndjson
-usage_error "--now bogus" --now bogus good.ndjson
-usage_error "--now 2026-02-30" --now 2026-02-30T00:00:00Z good.ndjson
+usage_error "unknown option --frobnicate" ingest --frobnicate good.ndjson
+usage_error "--format xml" ingest --format xml good.ndjson
+usage_error "--encoding latin1" ingest --encoding latin1 good.ndjson
+usage_error "--batch 0" ingest --batch 0 good.ndjson
+usage_error "--batch abc" ingest --batch abc good.ndjson
+usage_error "--batch -5" ingest --batch -5 good.ndjson
+usage_error "--batch 5x" ingest --batch 5x good.ndjson
+usage_error "--now bogus" ingest --now bogus good.ndjson
+usage_error "--now 2026-02-30" ingest --now 2026-02-30T00:00:00Z good.ndjson
 run good.ndjson --db
 status "--db without its argument: exit 2" 2
 run --frobnicate

@@ -7,12 +7,18 @@
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
 PERSON="$SMR_BIN/smr-person"
-SEND="$SMR_BIN/smr-send"
-person() {
-	invoke /dev/null "$T/pout" "$T/perr" "$PERSON" "$@"
-	PRC=$INVOKED
-}
+wrap person personin "$PERSON" pout perr PRC
 pstatus() { status_is "$1" "$PRC" "$2" "$T/perr"; }
+# out_is NAME FILE: the last output is tests/fixtures/person/FILE; NDJSON
+# (FILE *.json) is compared as jq prints it, a field a line.
+out_is() {
+	if [[ $2 == *.json ]]; then
+		jq . "$T/pout" >"$T/pout.cmp" 2>&1
+	else
+		cp "$T/pout" "$T/pout.cmp"
+	fi
+	test_cmp "$1" "$FIXTURES/person/$2" "$T/pout.cmp"
+}
 # js EXPR: a Python expression over o, each record of $T/pout in turn, joined by ;
 js() {
 	python3 -c '
@@ -57,13 +63,19 @@ R=p.rules
 } >d1.ndjson
 ingest "day 0" p.db $R d1.ndjson
 tag --db p.db --rules $R --now 2026-11-02T10:05:00+08:00
+ran "day 0 10:05: smr-tag"
 due --db p.db --rules $R --now 2026-11-02T10:05:00+08:00
+ran "day 0 10:05: smr-sop-due"
 due --db p.db --rules $R --now 2026-11-02T20:00:00+08:00
-invoke /dev/null "$T/xout" "$T/xerr" "$SEND" --db p.db --rules $R --now 2026-11-02T20:00:00+08:00 --queued --transport file:sent.ndjson
+ran "day 0 20:00: smr-sop-due"
+snd --db p.db --rules $R --now 2026-11-02T20:00:00+08:00 --queued --transport file:sent.ndjson
+ran "day 0 20:00: smr-send"
 ev u1-2 order 2026-11-03T09:00:00+08:00 U1 ',"amount":"99.00","item":"SKU-A"' >d2.ndjson
 ingest "day 1" p.db $R d2.ndjson
 tag --db p.db --rules $R --now 2026-11-03T09:05:00+08:00
+ran "day 1 09:05: smr-tag"
 due --db p.db --rules $R --now 2026-11-03T09:05:00+08:00
+ran "day 1 09:05: smr-sop-due"
 P1=$(pid_of p.db U1)
 P2=$(pid_of p.db U2)
 NOW=2026-11-03T09:05:00+08:00
@@ -91,66 +103,51 @@ pstatus "phone:abc (not a phone number): exit 2" 2
 person --db p.db --rules $R --now $NOW
 pstatus "no ID: usage, exit 2" 2
 
-# === the record of U1, every section (hand-computed)
+# === the record of U1, every section (hand-computed): identities with the
+# phone normalised; facts (1 order, spend and net_spend 9900 fen); the tag
+# first_purchase since day 1 09:05 by rule; the tag history (cart_A added,
+# removed, first_purchase added); the enrollment exited on the order; the
+# touch sent, with no reason; the events oldest first; no merges or
+# conflicts.
 person --db p.db --rules $R --now $NOW unionid:U1
-eq "record: sections" "conflicts,enrollments,events,facts,identities,merges,pid,tag_log,tags,touches" \
-	"$(js '",".join(sorted(o))' | tr -d ' ')"
-eq "record: identities (phone normalised)" "phone=13800138000 unionid=U1" \
-	"$(js '" ".join("%s=%s" % (i["kind"], i["value"]) for i in o["identities"])')"
-eq "record: facts (orders, spend in fen, net_spend)" "1 9900 9900" \
-	"$(js '"%d %d %d" % (o["facts"]["orders"], o["facts"]["spend"], o["facts"]["net_spend"])')"
-eq "record: tags with since and source" "first_purchase $(ep 2026-11-03T09:05:00+08:00) rule" \
-	"$(js '";".join("%s %s %s" % (t["tag"], t["since"], t["source"]) for t in o["tags"])')"
-eq "record: tag history in order" "cart_A add,cart_A remove,first_purchase add" \
-	"$(js '",".join(sorted("%s %s" % (t["tag"], t["op"]) for t in o["tag_log"]))')"
-eq "record: the enrollment exited on the order" "cart_A_followup exited entered first_purchase" \
-	"$(js '";".join("%s %s %s" % (e["sop"], e["state"], e["exit_reason"]) for e in o["enrollments"])')"
-eq "record: the touch with state (sent) and reason (none)" "0 sent None" \
-	"$(js '";".join("%s %s %s" % (t["step"], t["state"], t["reason"]) for t in o["touches"])')"
-eq "record: recent events, oldest first" "add_cart,order" "$(js '",".join(e["type"] for e in o["events"])')"
-eq "record: no merges, no conflicts" "[] []" "$(js '"%s %s" % (o["merges"], o["conflicts"])')"
+pstatus "record of U1: exit 0" 0
+out_is "record of U1: every section, every value" u1.json
 person --db p.db --rules $R --now $NOW U5
-eq "record: the merge that joined U5 and the phone-only person, with the identifier" \
+eq "record: the merge that joined U5 and the phone-only person, with the identifier (merged at ingest time)" \
 	"m-1 phone 13900000006" "$(js '";".join("%s %s %s" % (m["event_id"], m["kind"], m["value"]) for m in o["merges"])')"
 person --db p.db --rules $R --now $NOW 13900000006
 eq "the merged person's phone finds the survivor" "$(pid_of p.db U5)" "$(js 'o["pid"]')"
 person --db p.db --rules $R --now $NOW --events 1 unionid:U1
 eq "--events 1: the latest event only" "order" "$(js '",".join(e["type"] for e in o["events"])')"
 
-# === --explain: each part's value, hand-computed
+# === --explain: each part's value, hand-computed. U1 ordered: cart_A
+# (count(...) > 0 = 1 and orders_since(...) = 0 = 0) is 0, not held; U2 is
+# 1, held since day 0 10:05 by rule; big for U1: OR and NOT split,
+# BETWEEN ... AND kept whole; U2 nine days on: the window passed (count
+# 0), the tag still held as smr-tag has not run, and a note saying so.
 person --db p.db --rules $R --now $NOW --explain cart_A unionid:U1
 pstatus "--explain cart_A U1: exit 0" 0
-eq "--explain U1: the whole is false, not held" "0 None" "$(js '"%s %s" % (o["value"], o["held"])')"
-eq "--explain U1: every comparison and call with its value" \
-	"0 count('add_cart', '7d', 'SKU-A') > 0 and orders_since('add_cart') = 0=0|1 count('add_cart', '7d', 'SKU-A') > 0=1|2 count('add_cart', '7d', 'SKU-A')=1|1 orders_since('add_cart') = 0=0|2 orders_since('add_cart')=1" \
-	"$(js '"|".join("%d %s=%s" % (p["depth"], p["expr"], p["value"]) for p in o["parts"])')"
+out_is "--explain cart_A U1: false, not held, every comparison and call with its value" explain-u1.json
 person --db p.db --rules $R --now $NOW --explain cart_A unionid:U2
-eq "--explain U2: true and held since 10:05 by rule" "1 $(ep 2026-11-02T10:05:00+08:00) rule" \
-	"$(js '"%s %s %s" % (o["value"], o["held"]["since"], o["held"]["source"])')"
+out_is "--explain cart_A U2: true and held since 10:05 by rule" explain-u2.json
 person --db p.db --rules $R --now $NOW --explain big unionid:U1
-eq "--explain big U1: OR, BETWEEN ... AND kept whole, NOT and a call" \
-	"0 spend > 10000 or (orders between 2 and 5 and not tagged('cart_A'))=0|1 spend > 10000=0|1 orders between 2 and 5 and not tagged('cart_A')=0|2 orders between 2 and 5=0|2 not tagged('cart_A')=1|3 tagged('cart_A')=0" \
-	"$(js '"|".join("%d %s=%s" % (p["depth"], p["expr"], p["value"]) for p in o["parts"])')"
+out_is "--explain big U1: OR, BETWEEN ... AND kept whole, NOT and a call" explain-big-u1.json
 person --db p.db --rules $R --now 2026-11-11T09:05:00+08:00 --explain cart_A unionid:U2
-eq "--explain U2 nine days on: the window passed, count is 0, the tag still held (smr-tag not run)" \
-	"0 0 the condition no longer holds: smr-tag has not evaluated the person since" \
-	"$(js '"%s %s %s" % (o["value"], o["parts"][2]["value"], o["note"])')"
+out_is "--explain U2 nine days on: the window passed, count is 0, the tag still held (smr-tag not run)" \
+	explain-u2-later.json
 person --db p.db --rules $R --now $NOW --explain nosuch unionid:U1
 pstatus "--explain of an unknown tag: exit 2" 2
 
-# === --why: enrolment, exit, each step's decision
+# === --why: enrolment, exit, each step's decision. U1 exited on the order:
+# step 0 sent, steps 1 and 2 never recorded (step 2 due day 0 + 3d 20:00);
+# U2 active, step 1 not yet due; U3 not enrolled, and why.
 person --db p.db --rules $R --now $NOW --why cart_A_followup unionid:U1
 pstatus "--why U1: exit 0" 0
-eq "--why U1: exited on the order; step 0 sent, steps 1 and 2 never recorded" \
-	"exited entered first_purchase|0 0d 20:00 sent|1 1d 12:00 none not recorded: the enrollment exited before it was due|2 3d 20:00 none not recorded: the enrollment exited before it was due" \
-	"$(js '"|".join(["%s %s" % (o["enrollments"][0]["state"], o["enrollments"][0]["exit_reason"])] + ["%s %s %s%s" % (s["step"], s["at"], s["decision"], " " + s["reason"] if s["reason"] else "") for s in o["enrollments"][0]["steps"]])')"
-eq "--why U1: step 2's due time (day 0 + 3d at 20:00)" "$(ep 2026-11-05T20:00:00+08:00)" \
-	"$(js 'o["enrollments"][0]["steps"][2]["due_at"]')"
+out_is "--why U1: exited on the order; step 0 sent, steps 1 and 2 never recorded" why-u1.json
 person --db p.db --rules $R --now $NOW --why cart_A_followup unionid:U2
-eq "--why U2: active; step 1 not yet due" "active|1 none not yet due" \
-	"$(js '"%s|%s %s %s" % (o["enrollments"][0]["state"], 1, o["enrollments"][0]["steps"][1]["decision"], o["enrollments"][0]["steps"][1]["reason"])')"
+out_is "--why U2: active; step 1 not yet due" why-u2.json
 person --db p.db --rules $R --now $NOW --why cart_A_followup unionid:U3
-eq "--why U3: not enrolled, and why" "does not hold the trigger tag" "$(js 'o["not_enrolled"]')"
+out_is "--why U3: not enrolled, and why" why-u3.json
 person --db p.db --rules $R --now $NOW --why nosuch unionid:U1
 pstatus "--why of an unknown SOP: exit 2" 2
 
@@ -168,20 +165,19 @@ content b private "y"
 EOF2
 ingest "relative fixture" rel.db rel.rules d1.ndjson
 tag --db rel.db --rules rel.rules --now 2026-11-02T10:05:00+08:00
+ran "relative fixture: smr-tag"
 due --db rel.db --rules rel.rules --now 2026-11-02T10:40:00+08:00
+ran "relative fixture: smr-sop-due"
 person --db rel.db --rules rel.rules --now 2026-11-02T10:40:00+08:00 --why s U1
-eq "--why with a relative step: +30m queued at day 0 + 30 min, 1d 12:00 not yet due" \
-	"+30m queued $(ep 2026-11-02T10:35:00+08:00);1d 12:00 none $(ep 2026-11-03T12:00:00+08:00)" \
-	"$(js '";".join("%s %s %s" % (s["at"], s["decision"], s["due_at"]) for s in o["enrollments"][0]["steps"])')"
+out_is "--why with a relative step: +30m queued at day 0 + 30 min, 1d 12:00 not yet due" why-relative.json
 
-# === --table
+# === --table: sections headed, times in local ISO 8601, NULL as -
 person --db p.db --rules $R --now $NOW --table unionid:U1
-check "--table: sections headed" grep -q '^-- touches' "$T/pout"
-check "--table: times in local ISO 8601" grep -q '2026-11-03T09:05:00+08:00' "$T/pout"
+out_is "--table: every section of U1" table-u1.txt
 person --db p.db --rules $R --now $NOW --table --explain cart_A unionid:U1
-check "--table --explain: a part indented with its value" grep -q '^  1  <-  count(.add_cart., .7d., .SKU-A.) > 0$' "$T/pout"
+out_is "--table --explain: each part indented by depth with its value" table-explain-u1.txt
 person --db p.db --rules $R --now $NOW --table --why cart_A_followup unionid:U1
-check "--table --why: the exit and each step" grep -q 'exited: entered first_purchase' "$T/pout"
+out_is "--table --why: the exit and each step" table-why-u1.txt
 
 # === a writer holding the lock does not stop a look-up (WAL readers)
 { echo "BEGIN IMMEDIATE;"; echo "DELETE FROM tag;"; sleep 2; echo "ROLLBACK;"; } | sqlite3 p.db &

@@ -9,25 +9,11 @@
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/segment/helpers.sh"
 # members: the unionids of the records on $T/sout, space-separated.
-members() {
-	python3 -c '
-import json, sys
-print(" ".join(json.loads(l).get("unionid", "?") for l in open(sys.argv[1], encoding="utf-8")))' "$T/sout"
-}
-# layer KEY: "unionid=value ..." of the records on $T/sout.
-layer() {
-	python3 -c '
-import json, sys
-print(" ".join("%s=%s" % (o.get("unionid"), o.get(sys.argv[2])) for o in map(json.loads, open(sys.argv[1], encoding="utf-8"))))' "$T/sout" "$1"
-}
-# counts KEY: "name:count ..." from --count records.
-counts() {
-	python3 -c '
-import json, sys
-print(" ".join("%s:%s" % (o[sys.argv[2]], o["count"]) for o in map(json.loads, open(sys.argv[1], encoding="utf-8"))))' "$T/sout" "$1"
-}
+members() { jq -r .unionid "$T/sout" | paste -sd' ' -; }
 # schanges: the --as-tag records on $T/sout as "who tag op;..."
 schanges() { cp "$T/sout" "$T/tout" && changes; }
+# seg_is NAME FILE: the last output is exactly tests/fixtures/segment/FILE.
+seg_is() { test_cmp "$1" "$FIXTURES/segment/$2" "$T/sout"; }
 # crlf: $T/sout with CRLF line ends shown as |
 crlf() { tr -d '\n' <"$T/sout" | tr '\r' '|'; }
 NOW=2026-11-20T12:00:00+08:00
@@ -80,11 +66,11 @@ check "a tag no one holds: a warning with its column" has_line "$T/serr" \
 	'^smr-segment: <expr>:1:1: warning: no rule gives tag "nobody_has_this" and no one holds it$'
 sstatus "a tag no one holds: exit 0" 0
 seg $X 'a or b and not c'
-check "members are ordered by pid, each with pid and unionid only" python3 -c '
-import json, sys
-lines = [json.loads(l) for l in open(sys.argv[1])]
-assert [sorted(o) for o in lines] == [["pid", "unionid"]] * 3, lines
-assert [o["pid"] for o in lines] == sorted(o["pid"] for o in lines)' "$T/sout"
+expect "members are ordered by pid, each with pid and unionid only" "$T/sout" <<'EOF'
+{"pid":1,"unionid":"x1"}
+{"pid":2,"unionid":"x2"}
+{"pid":5,"unionid":"x5"}
+EOF
 
 # bad expressions: exit 2, the column of the problem, nothing created
 experr() {
@@ -140,11 +126,7 @@ check "a bad segment condition: the database is not created" test ! -e none.db
 logn=$(sq x.db "SELECT count(*) FROM tag_log")
 seg $X --as-tag grp 'a or b and not c'
 sstatus "--as-tag: exit 0" 0
-eq "--as-tag: members enter the tag" "x1 grp add;x2 grp add;x5 grp add" "$(schanges)"
-check "--as-tag records: source segment, rule is the expression, at = --now" python3 -c '
-import json, sys
-for o in map(json.loads, open(sys.argv[1])):
-    assert o["source"] == "segment" and o["rule"] == "a or b and not c" and o["at"] == int(sys.argv[2]), o' "$T/sout" "$NOWS"
+seg_is "--as-tag: members enter the tag; source segment, rule is the expression, at = --now" as-tag.ndjson
 eq "--as-tag: tag table and tag_log" "3 3" \
 	"$(sq x.db "SELECT (SELECT count(*) FROM tag WHERE tag = 'grp' AND source = 'segment' AND since = $NOWS) || ' ' || (SELECT count(*) FROM tag_log WHERE tag = 'grp' AND op = 'add' AND source = 'segment')")"
 seg $X --as-tag grp 'a or b and not c'
@@ -201,13 +183,7 @@ printf '%s\n' '{"unionid":"f1","tag":"fx"}' '{"unionid":"f2","tag":"fx"}' '{"uni
 	'{"unionid":"f4","tag":"fx"}' >f-tags.ndjson
 tagin f-tags.ndjson --db f.db --rules x.rules --now $NOW --set
 seg --db f.db --rules x.rules --now $NOW --csv --fields nickname,city,net_spend fx
-check "--csv: cells starting with = + - @ tab get a leading apostrophe; plain numbers do not" python3 -c '
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1], encoding="utf-8", newline="")))
-got = [(r[5], r[6], r[7]) for r in rows[1:]]
-want = [("\x27=HYPERLINK(\"http://evil\",\"x\")", "\x27@SUM(A1)", "0"), ("\x27+cmd|calc!A0", "\x27-2+3", "0"),
-        ("\x27\tx", "-5", "0"), ("+8613800138000", "a=b", "0")]
-assert got == want, got' "$T/sout"
+seg_is "--csv: cells starting with = + - @ tab get a leading apostrophe; plain numbers do not" formulas.csv
 seg --db f.db --rules x.rules --now $NOW --fields nickname fx
 check "NDJSON is not altered" grep -q '"nickname": *"=HYPERLINK' "$T/sout"
 
@@ -216,12 +192,7 @@ seg --db none.db --rules x.rules --fields 'attr.a b' vip
 sstatus "--fields attr.KEY with a bad key: exit 2" 2
 check "--fields with a bad name: the database is not created" test ! -e none.db
 seg --db n.db --rules x.rules --now $NOW --fields nickname,city,attrs vip
-check "NDJSON --fields: facts by name, attrs as an object" python3 -c '
-import json, sys
-o = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-assert o[0] == {"pid": 1, "unionid": "n1", "nickname": "小明,大哥", "city": "上海",
-                "attrs": {"nickname": "小明,大哥", "city": "上海"}}, o[0]
-assert len(o) == 2' "$T/sout"
+seg_is "NDJSON --fields: facts by name, attrs as an object" fields-attrs.ndjson
 
 # === RFM =====================================================================
 # Ten buyers and one browser. score = 1 + floor(5 * (rank - 1) / 10), rank
@@ -262,30 +233,17 @@ order_run() { # WHO DAYS_AGO N AMOUNT: N orders, the last DAYS_AGO days ago
 ingest "rfm" rfm.db x.rules rfm.ndjson
 seg --db rfm.db --rules x.rules --now $NOW --rfm
 sstatus "--rfm: exit 0" 0
-eq "--rfm: scores R.F.M per buyer (the browser has none)" \
-	"r01=1.5.5 r02=1.5.5 r03=1.1.2 r04=2.4.4 r05=3.1.2 r06=3.3.4 r07=4.1.3 r08=4.3.3 r09=5.1.1 r10=5.1.1" \
-	"$(python3 -c '
-import json, sys
-print(" ".join("%s=%d.%d.%d" % (o["unionid"], o["r"], o["f"], o["m"]) for o in map(json.loads, open(sys.argv[1]))))' "$T/sout")"
-eq "--rfm: named segments" \
-	"r01=Cannot Lose r02=Cannot Lose r03=Lost r04=At Risk r05=About to Sleep r06=Loyal r07=Potential Loyalist r08=Potential Loyalist r09=New r10=New" \
-	"$(layer rfm)"
+seg_is "--rfm: scores R, F, M and the named segment per buyer (the browser has none)" rfm.ndjson
 eq "--rfm: stored in the rfm table with the computation time" "10 $NOWS $NOWS" \
 	"$(sq rfm.db "SELECT count(*) || ' ' || min(computed_at) || ' ' || max(computed_at) FROM rfm")"
 seg --db rfm.db --rules x.rules --now $NOW --rfm --count
-eq "--rfm --count: every segment in order, zeros included" \
-	"Champions:0 Loyal:1 Potential Loyalist:2 New:2 Promising:0 Need Attention:0 About to Sleep:1 At Risk:1 Cannot Lose:2 Hibernating:0 Lost:1" \
-	"$(counts rfm)"
+seg_is "--rfm --count: every segment in order, zeros included" rfm-count.ndjson
 seg --db rfm.db --rules x.rules --now $NOW --rfm --csv --fields orders,net_spend
 eq "--rfm --csv --fields: the layer's columns, then the facts" \
 	'"pid","unionid","member_id","external_userid","phone","r","f","m","rfm","orders","net_spend"|"1","r01",,,,"1","5","5","Cannot Lose","5","50000"|' \
 	"$(crlf | cut -d'|' -f1-2)|"
 seg --db rfm.db --rules x.rules --now $NOW --fields rfm,r,stage,orders 'rfm:cannot_lose or rfm:lost'
-eq "--fields with stored scores and the stage, for an expression" \
-	"r01=Cannot Lose/1/churned/5 r02=Cannot Lose/1/churned/4 r03=Lost/1/churned/1" \
-	"$(python3 -c '
-import json, sys
-print(" ".join("%s=%s/%s/%s/%s" % (o["unionid"], o["rfm"], o["r"], o["stage"], o["orders"]) for o in map(json.loads, open(sys.argv[1]))))' "$T/sout")"
+seg_is "--fields with stored scores and the stage, for an expression" rfm-fields.ndjson
 seg --db rfm.db --rules x.rules --now $NOW 'rfm:cannot_lose or rfm:lost'
 eq "rfm:NAME in an expression reads the stored segments" "r01 r02 r03" "$(members)"
 seg --db rfm.db --rules x.rules --now 2026-11-21T12:00:00+08:00 --as-tag winback 'rfm:at_risk'
@@ -308,13 +266,11 @@ printf '%s\n' 'stage new 3' 'stage active 10' 'stage silent 20' 'stage paying 5'
 ingest "stages" st.db st.rules st.ndjson
 seg --db st.db --rules st.rules --now $NOW --stages
 sstatus "--stages: exit 0" 0
-eq "--stages: each person at the boundaries" \
-	"s1=new s2=active s3=silent s4=silent s5=churned s6=active s7=paying s8=new" "$(layer stage)"
+seg_is "--stages: each person at the boundaries" stages.ndjson
 seg --db st.db --rules st.rules --now $NOW --stages --count
-eq "--stages --count" "new:2 active:2 silent:2 churned:1 paying:1" "$(counts stage)"
+seg_is "--stages --count: every stage in order" stages-count.ndjson
 seg --db st.db --rules x.rules --now $NOW --stages
-eq "--stages with the default thresholds (new 7, active 30, silent 90, paying 30)" \
-	"s1=new s2=new s3=active s4=active s5=active s6=paying s7=paying s8=new" "$(layer stage)"
+seg_is "--stages with the default thresholds (new 7, active 30, silent 90, paying 30)" stages-default.ndjson
 seg --db st.db --rules st.rules --now $NOW 'stage:silent or stage:churned'
 eq "stage:NAME in an expression" "s3 s4 s5" "$(members)"
 printf 'stage churned 5\n' >bad.rules
@@ -340,20 +296,17 @@ printf '%s\n' 'tier 钻石 50000' 'tier 初级 0' 'tier 银卡 1000' 'tier 金�
 ingest "tiers" t.db t.rules t.ndjson
 seg --db t.db --rules t.rules --now $NOW --tiers --fields net_spend
 sstatus "--tiers: exit 0" 0
-eq "--tiers: net spend against the thresholds (refunds count)" \
-	"t1=初级 t2=银卡 t3=银卡 t4=金卡 t5=金卡 t6=钻石 t7=初级" "$(layer tier)"
-eq "--tiers --fields net_spend (fen)" \
-	"t1=99999 t2=100000 t3=499999 t4=500000 t5=1999999 t6=5000000 t7=0" "$(layer net_spend)"
+seg_is "--tiers --fields net_spend: net spend (fen) against the thresholds (refunds count)" tiers.ndjson
 seg --db t.db --rules t.rules --now $NOW --tiers --count --csv
 eq "--tiers --count --csv: lowest tier first" \
 	'"tier","count"|"初级","2"|"银卡","2"|"金卡","2"|"黑金","0"|"钻石","1"|' "$(crlf)"
 printf 'tier 银卡 1000\n' >t1.rules
 seg --db t.db --rules t1.rules --now $NOW --tiers
-eq "--tiers: below the lowest tier is in no tier" "t2=银卡 t3=银卡 t4=银卡 t5=银卡 t6=银卡" "$(layer tier)"
+seg_is "--tiers: below the lowest tier is in no tier" tiers-one.ndjson
 seg --db t.db --rules t.rules --now $NOW 'tier:金卡 or tier:钻石'
 eq "tier:NAME in an expression" "t4 t5 t6" "$(members)"
 seg --db t.db --rules t.rules --now $NOW --fields tier,stage 'tier:黑金 or tier:钻石'
-eq "--fields tier,stage for an expression" "t6=钻石" "$(layer tier)"
+seg_is "--fields tier,stage for an expression" tiers-fields.ndjson
 rm -f none.db
 seg --db none.db --rules x.rules --now $NOW --tiers
 sstatus "--tiers with no tier statements: exit 2" 2

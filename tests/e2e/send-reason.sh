@@ -4,8 +4,6 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-SEND="$SMR_BIN/smr-send"
-snd() { invoke /dev/null "$T/xout" "$T/xerr" "$SEND" "$@"; XRC=$INVOKED; }
 cat >q.rules <<'EOF2'
 timezone Asia/Shanghai
 tag go when count('view', '30d') > 0

@@ -11,37 +11,12 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-SEND="$SMR_BIN/smr-send"
 RECV="$FIXTURES/send/recv.py"
 export TZ=Asia/Shanghai
 umask 022
 
-sendin() {
-	local f=$1
-	shift
-	invoke "$f" "$T/xout" "$T/xerr" "$SEND" "$@"
-	XRC=$INVOKED
-}
-snd() { sendin /dev/null "$@"; }
-xstatus() { status_is "$1" "$XRC" "$2" "$T/xerr"; }
-# res KEY...: fields of the result records of the last run, "v v;v v".
-res() {
-	python3 - "$T/xout" "$@" <<'PY'
-import json, sys
-out = []
-for line in open(sys.argv[1], encoding="utf-8"):
-    try:
-        o = json.loads(line)
-    except Exception:
-        out.append("BAD:" + line.strip()); continue
-    out.append(" ".join(str(o.get("unionid") if k == "who" else o.get(k, "-")) for k in sys.argv[2:]))
-print(";".join(out))
-PY
-}
 # state DB WHO: the person's touch states "state;state" by id.
 state() { sq "$1" "SELECT group_concat(state, ';') FROM (SELECT state FROM touch WHERE pid = $(pid_of "$1" "$2") ORDER BY id)"; }
-pid_of() { sq "$1" "SELECT pid FROM identity WHERE kind = 'unionid' AND value = '$2'"; }
-lines() { if [ -e "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 recs_pids() { python3 -c 'import json, sys; print(len({json.loads(l)["pid"] for l in open(sys.argv[1])}))' "$1"; }
 
 cat >r.rules <<'EOF2'

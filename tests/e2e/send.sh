@@ -12,56 +12,18 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-SEND="$SMR_BIN/smr-send"
 RECV="$FIXTURES/send/recv.py"
 HOOK="$FIXTURES/send/hook.py"
 export TZ=Asia/Shanghai
 
 # sendin FILE ARGS...: smr-send with stdin from FILE, stdout in $T/xout,
 # stderr in $T/xerr, status in XRC; a sanitizer report is a failure.
-sendin() {
-	local f=$1
-	shift
-	invoke "$f" "$T/xout" "$T/xerr" "$SEND" "$@"
-	XRC=$INVOKED
-}
-snd() { sendin /dev/null "$@"; }
-xstatus() { status_is "$1" "$XRC" "$2" "$T/xerr"; }
-# recs FILE KEY...: the JSON lines of FILE as "v1 v2 ...;..." in file order;
-# key nb is not_before as local MM-DD HH:MM, who is the unionid (else p<pid>).
-recs() {
-	python3 - "$@" <<'PY'
-import json, sys, time
-out = []
-for line in open(sys.argv[1], encoding="utf-8"):
-    try:
-        o = json.loads(line)
-    except Exception:
-        out.append("BAD:" + line.strip())
-        continue
-    vals = []
-    for k in sys.argv[2:]:
-        if k == "nb":
-            v = time.strftime("%m-%d %H:%M", time.localtime(o["not_before"])) if "not_before" in o else "-"
-        elif k == "who":
-            v = o.get("unionid") or "p%s" % o.get("pid")
-        else:
-            v = o.get(k, "-")
-            if isinstance(v, bool):
-                v = "true" if v else "false"
-        vals.append(str(v))
-    out.append(" ".join(vals))
-print(";".join(out))
-PY
-}
 # res KEY...: the result records of the last smr-send run.
-res() { recs "$T/xout" "$@"; }
 # st DB [WHERE]: touch rows as "who sop step state;..." by who, sop, step.
 st() {
 	sq "$1" "SELECT coalesce(group_concat(x, ';'), '') FROM (SELECT $WHO || ' ' || sop || ' ' || step || ' ' || state AS x
  FROM touch x WHERE ${2:-1} ORDER BY $WHO, sop, step)"
 }
-lines() { if [ -e "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 
 # === caps across two SOPs on one person in one day =============================
 # Both SOPs start on the same tag. promo (priority 0) and order_care

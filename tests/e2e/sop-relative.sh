@@ -7,7 +7,6 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-SEND="$SMR_BIN/smr-send"
 # results [nb]: the results of the last smr-send, in order (nb: with not_before)
 results() {
 	python3 - "$T/xout" "${1:-}" <<'PY'

@@ -11,7 +11,6 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-SEND="$SMR_BIN/smr-send"
 export TZ=Asia/Shanghai
 
 # send ARGS...: smr-send --queued, results in $T/xout, status in XRC.
