@@ -1,5 +1,12 @@
 #include "err.h"
 
+/* The asserts state invariants whose breach would corrupt data silently
+ * (SQLite's style); they stay in every build. */
+#ifdef NDEBUG
+#error "smr keeps its asserts: build without -DNDEBUG"
+#endif
+
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -84,6 +91,7 @@ char *xstrndup(const char *s, size_t n) { return checked(strndup(s, n)); }
 
 void *xgrow(void *p, size_t *cap, size_t need, size_t size)
 {
+	assert(size > 0 && (p != NULL || *cap == 0)); /* a capacity without an array is a stale one */
 	if (need <= *cap)
 		return p;
 	size_t n = *cap ? *cap : 16;
@@ -96,6 +104,7 @@ void *xgrow(void *p, size_t *cap, size_t need, size_t size)
 		smr_die(SMR_FATAL, "out of memory");
 	p = xrealloc(p, n * size);
 	*cap = n;
+	assert(*cap >= need); /* callers write element need - 1 next */
 	return p;
 }
 

@@ -4,6 +4,7 @@
 #include "sopdue.h"
 #include "tagrules.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,6 +323,7 @@ static int64_t resolve_linked(struct identity *ir, const struct event *ev, const
 	const struct rules *r = ir->rules;
 	int64_t found[EVENT_MAX_IDS];
 	int nfound = 0, nnew = 0;
+	assert(ev->nids > 0 && ev->nids <= EVENT_MAX_IDS);
 	for (int i = 0; i < ev->nids; i++) {
 		if (!pids[i])
 			nnew++;
@@ -414,6 +416,9 @@ static void link_shared(struct identity *ir, const struct event *ev, const struc
  * linked to that person as well, within its kind's limits. */
 static int64_t resolve(struct identity *ir, const struct event *ev, int64_t batch_start, int64_t now)
 {
+	/* event_from_json rejects a record without an identifier: a person
+	 * made from none would hold no identity and never be found again */
+	assert(ev->nids > 0 && ev->nids <= EVENT_MAX_IDS);
 	int64_t pids[EVENT_MAX_IDS], sub_pids[EVENT_MAX_IDS];
 	struct event sub = {.id = ev->id, .ts = ev->ts}; /* EV's identifiers of kinds not shareable */
 	int weak = -1, nweak = 0, sub_known = 0;

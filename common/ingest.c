@@ -4,6 +4,7 @@
 #include "err.h"
 #include "identity.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +128,9 @@ int ingest_event(struct ingest *in, const struct event *ev)
 {
 	if (sqlite3_get_autocommit(in->db))
 		begin_batch(in);
+	/* the delta's sums are written at the commit of the batch: an event
+	 * stored outside it would never reach its person's facts */
+	assert(!sqlite3_get_autocommit(in->db));
 	int inserted = 0;
 	if (seen_before(in, ev->id)) {
 		in->duplicates++;

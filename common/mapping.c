@@ -438,6 +438,7 @@ int mapping_apply(const struct mapping *m, json_t *row, json_t **out, char *err,
 		json_object_set_new(second, "id", json_string(sid));
 		free(sid);
 	}
+	static_assert(MAPPING_EVENTS_MAX >= 2, "a row yields its event and one more");
 	out[1] = second;
 	return 2;
 }

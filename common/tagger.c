@@ -4,6 +4,7 @@
 #include "ndjson.h"
 #include "rulebudget.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,7 @@ int tag_writer_apply(struct tag_writer *w, int64_t pid, const char *tag, int add
 
 static void push_change(struct run *r, int64_t pid, const char *tag, int add, const char *detail)
 {
+	assert(add == 0 || add == 1);
 	r->changes = xgrow(r->changes, &r->capchanges, r->nchanges + 1, sizeof *r->changes);
 	r->changes[r->nchanges++] = (struct change){pid, xstrdup(tag), add, detail};
 }
@@ -443,6 +445,9 @@ struct tag_batch *tag_batch_open(sqlite3 *db, struct person_lookup *pl, const ch
 
 int tag_batch_apply(struct tag_batch *b, int64_t pid, const char *tag, int add, const char *detail)
 {
+	/* a change outside the batch's transaction would be committed
+	 * before it is printed, and lost from the output by a crash */
+	assert(!sqlite3_get_autocommit(b->db));
 	if (!tag_writer_apply(b->w, pid, tag, add, detail))
 		return 0;
 	b->v = xgrow(b->v, &b->cap, b->n + 1, sizeof *b->v);
