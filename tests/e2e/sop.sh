@@ -40,6 +40,7 @@ S=story.rules
 } >s1.ndjson
 ingest "story day 0" st.db $S s1.ndjson
 tag --db st.db --rules $S --now 2026-11-02T10:05:00+08:00
+ran "story day 0: smr-tag"
 eq "story: U1 and U2 enter cart_A at 10:05" "U1 cart_A add;U2 cart_A add" "$(changes)"
 due --db st.db --rules $S --now 2026-11-02T10:05:00+08:00 --stats
 dstatus "story 10:05: exit 0" 0
@@ -54,14 +55,9 @@ due --db st.db --rules $S --now 2026-11-02T20:00:00+08:00 --stats
 eq "story day 0 20:00: both get step 0 at 20:00 local" "U1 0 11-02 20:00;U2 0 11-02 20:00" "$(printed)"
 eq "story day 0 20:00: --stats: 2 queued" "0 0 0 2 0 0 0" "$(dstats)"
 P1=$(pid_of st.db U1)
-T1=$(sq st.db "SELECT id FROM touch WHERE pid = $P1")
-eq "story: the record of U1's first touch (exact keys and values; staff = owner from friend_add)" \
-	"channel=private content=cart_reminder_A day0=$(ep 2026-11-02T10:05:00+08:00) due_at=$(ep 2026-11-02T20:00:00+08:00) pid=$P1 priority=0 sop=cart_A_followup staff=zhang_san step=0 touch=$T1 trigger=cart_A unionid=U1" \
-	"$(grep '"unionid":"U1"' "$T/sout" | python3 -c 'import json, sys; o = json.load(sys.stdin); print(" ".join("%s=%s" % (k, o[k]) for k in sorted(o)))')"
-check "story: U2 has no owner: no staff key in its record" python3 -c '
-import json, sys
-o = [json.loads(l) for l in open(sys.argv[1]) if "\"U2\"" in l]
-assert len(o) == 1 and "staff" not in o[0] and o[0]["channel"] == "private"' "$T/sout"
+# day0 10:05, due 20:00 (Unix seconds); U1's staff is its owner from
+# friend_add, U2 has no owner and no staff key.
+test_cmp "story day 0 20:00: the touch records whole" "$FIXTURES/sop/story-day0.ndjson" "$T/sout"
 eq "story: touch rows after day 0 (state queued, staff, created_at = --now)" \
 	"U1|0|queued|zhang_san|$(ep 2026-11-02T20:00:00+08:00) U2|0|queued||$(ep 2026-11-02T20:00:00+08:00)" \
 	"$(sq st.db "SELECT group_concat(u || '|' || step || '|' || state || '|' || coalesce(staff, '') || '|' || created_at, ' ') FROM (SELECT i.value AS u, t.* FROM touch t JOIN identity i ON i.pid = t.pid AND i.kind = 'unionid' ORDER BY u, step)")"
@@ -78,10 +74,7 @@ eq "story 23:00: nothing new later the same evening" "" "$(cat "$T/sout")"
 
 due --db st.db --rules $S --now 2026-11-03T12:00:00+08:00
 eq "story day 1 12:00: the moments step for both" "U1 1 11-03 12:00;U2 1 11-03 12:00" "$(printed)"
-check "story day 1: channel moments, content reviews_A" python3 -c '
-import json, sys
-o = [json.loads(l) for l in open(sys.argv[1])]
-assert len(o) == 2 and all(r["channel"] == "moments" and r["content"] == "reviews_A" and r["step"] == 1 for r in o)' "$T/sout"
+test_cmp "story day 1: step 1 on channel moments, content reviews_A, whole" "$FIXTURES/sop/story-day1.ndjson" "$T/sout"
 
 # Day 2: U1 orders; the order tags first_purchase (and ends cart_A).
 ev u1-2 order 2026-11-04T09:00:00+08:00 U1 ',"item":"SKU-A","amount":"199.00"' >s2.ndjson
@@ -201,18 +194,12 @@ L=leave.rules
 } >l1.ndjson
 ingest "leave day 0" lv.db $L l1.ndjson
 tag --db lv.db --rules $L --now 2026-11-02T10:05:00+08:00
+ran "leave day 0: smr-tag"
 due --db lv.db --rules $L --now 2026-11-02T20:00:00+08:00
 eq "leave day 0: both SOPs enrol and queue step 0 for R1 and R2" \
 	"R1 leave_exit 0 11-02 20:00;R1 leave_stay 0 11-02 20:00;R2 leave_exit 0 11-02 20:00;R2 leave_stay 0 11-02 20:00" "$(printed -s)"
-check "leave day 0: leave_stay's touches carry staff acct_9 (as given) and priority 5; leave_exit's no staff, priority 0" python3 -c '
-import json, sys
-o = [json.loads(l) for l in open(sys.argv[1])]
-assert len(o) == 4
-for r in o:
-    if r["sop"] == "leave_stay":
-        assert r["staff"] == "acct_9" and r["priority"] == 5, r
-    else:
-        assert "staff" not in r and r["priority"] == 0, r' "$T/sout"
+test_cmp "leave day 0: leave_stay's touches carry staff acct_9 (as given) and priority 5; leave_exit's no staff, priority 0" \
+	"$FIXTURES/sop/leave-day0.ndjson" "$T/sout"
 ev r2-2 add_cart 2026-11-05T10:00:00+08:00 R2 ',"item":"SKU-A"' >l2.ndjson
 ingest "leave day 3" lv.db $L l2.ndjson
 tag --db lv.db --rules $L --now 2026-11-05T10:05:00+08:00
@@ -490,38 +477,33 @@ ingest "sim 20:30" sim.db sim.rules sim2.ndjson
 tag --db sim.db --rules sim.rules --now 2026-11-02T21:00:00+08:00
 due --db sim.db --rules sim.rules --now 2026-11-02T21:00:00+08:00 --stats
 eq "sim: the real run at 21:00: 109 enrolled (105 + 3 + 1), 101 queued, 4 skipped" "109 0 0 101 0 4 0" "$(dstats)"
-simrec() { # the simulation records as "day touches persons max p99 mean cap over_cap;..."
-	python3 -c '
-import json, sys
-out = []
-for line in open(sys.argv[1]):
-    try:
-        o = json.loads(line)
-        out.append(" ".join(str(o[k]) if k != "mean" else "%.2f" % o[k] for k in ("day", "touches", "persons", "max", "p99", "mean", "cap", "over_cap")))
-    except Exception:
-        out.append("BAD:" + line.strip())
-print(";".join(out))' "$T/sout"
-}
 dump0=$(sq sim.db .dump)
 due --db sim.db --rules sim.rules --now 2026-11-03T00:00:00+08:00 --simulate 4d
 dstatus "sim: --simulate 4d exits 0" 0
-eq "sim: per day: touches, persons, max, p99, mean, cap, over_cap" \
-	"2026-11-03 112 105 4 3 1.07 1 3;2026-11-04 0 0 0 0 0.00 1 0;2026-11-05 105 105 1 1 1.00 1 0;2026-11-06 0 0 0 0 0.00 1 0" "$(simrec)"
+# per day: touches, persons, max, p99, mean, cap, over_cap
+test_cmp "sim: the forecast records whole" "$FIXTURES/sop/simulate-4d.ndjson" "$T/sout"
 check "sim: the database is unchanged (.dump before and after)" test "$dump0" = "$(sq sim.db .dump)"
 cp "$T/sout" sim-first.out
 due --db sim.db --rules sim.rules --now 2026-11-03T00:00:00+08:00 --simulate 4d
 check "sim: a second simulation prints the same" cmp -s sim-first.out "$T/sout"
 due --db sim.db --rules nocap.rules --now 2026-11-03T00:00:00+08:00 --simulate 1d
-eq "sim: no policy: cap 0, nobody over it; 1d is one day" "2026-11-03 112 105 4 3 1.07 0 0" "$(simrec)"
+expect "sim: no policy: cap 0, nobody over it; 1d is one day" "$T/sout" <<'EOF'
+{"day":"2026-11-03","touches":112,"persons":105,"max":4,"p99":3,"mean":1.07,"cap":0,"over_cap":0,"new_tags":{}}
+EOF
 # S001 orders before the forecast: first_purchase exits cart_A_followup.
 ev o1 order 2026-11-02T22:00:00+08:00 S001 ',"amount":"9.90"' >sim3.ndjson
 ingest "sim order" sim.db sim.rules sim3.ndjson
 tag --db sim.db --rules sim.rules --now 2026-11-02T22:05:00+08:00
+ran "sim order: smr-tag"
 due --db sim.db --rules sim.rules --now 2026-11-02T22:05:00+08:00
+ran "sim order: smr-sop-due"
 dump0=$(sq sim.db .dump)
 due --db sim.db --rules sim.rules --now 2026-11-03T00:00:00+08:00 --simulate 3d
-eq "sim: after S001's order: one touch fewer on 11-03 (S001 still gets 2) and 11-05" \
-	"2026-11-03 111 105 4 3 1.06 1 3;2026-11-04 0 0 0 0 0.00 1 0;2026-11-05 104 104 1 1 1.00 1 0" "$(simrec)"
+expect "sim: after S001's order: one touch fewer on 11-03 (S001 still gets 2) and 11-05" "$T/sout" <<'EOF'
+{"day":"2026-11-03","touches":111,"persons":105,"max":4,"p99":3,"mean":1.06,"cap":1,"over_cap":3,"new_tags":{}}
+{"day":"2026-11-04","touches":0,"persons":0,"max":0,"p99":0,"mean":0.0,"cap":1,"over_cap":0,"new_tags":{}}
+{"day":"2026-11-05","touches":104,"persons":104,"max":1,"p99":1,"mean":1.0,"cap":1,"over_cap":0,"new_tags":{}}
+EOF
 check "sim: the database is unchanged again" test "$dump0" = "$(sq sim.db .dump)"
 due --db sim.db --rules sim.rules --now 2026-11-03T12:00:00+08:00 --stats
 eq "sim: a real run at 12:00 still queues day 1 (104 + 3 + 3; the simulation consumed nothing)" "0 0 3 110 0 0 0" "$(dstats)"
