@@ -196,12 +196,7 @@ static int check_first(struct args *a, const struct rules *r, struct tagrules *t
 	}
 	free(fields_or_die(a, ly));
 	opts_resolve_now(&a->o);
-	sqlite3 *db = db_open(":memory:");
-	struct facts *f = facts_open(db, a->o.now);
-	int errors = tagrules_compile(tr, db) + tr->errors + ly->errors;
-	facts_close(f);
-	db_close(db);
-	return errors ? SMR_USAGE : SMR_OK;
+	return tagrules_check(tr, a->o.now) + ly->errors ? SMR_USAGE : SMR_OK;
 }
 
 int main(int argc, char **argv)

@@ -69,25 +69,14 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 	long rejected = 0;
 	int rc;
 	while ((rc = source_next(src, &rec)) == 1) {
-		const char *why = rec.err;
-		json_t *t = rec.obj ? json_object_get(rec.obj, "tag") : NULL;
-		int64_t pid = 0;
-		if (rec.obj && (!json_is_string(t) || !tagrules_name_valid(json_string_value(t)))) {
-			why = "field \"tag\" must be a tag name (letters, digits, _)";
-		} else if (rec.obj) {
-			pid = person_find(pl, rec.obj, err, sizeof err);
-			why = pid < 0 ? err : pid == 0 ? "no such person" : NULL;
-		}
-		if (why) {
-			smr_warnx(source_name(src), rec.line, "%s", why);
+		char *detail = xasprintf("%s:%ld", source_name(src), rec.line);
+		if (!rec.obj || tag_batch_record(b, rec.obj, add, detail, err, sizeof err) != 0) {
+			smr_warnx(source_name(src), rec.line, "%s", rec.obj ? err : rec.err);
 			rejected++;
-		} else {
-			char *detail = xasprintf("%s:%ld", source_name(src), rec.line);
-			tag_batch_apply(b, pid, json_string_value(t), add, detail);
-			free(detail);
-			if (tag_batch_pending(b) == BATCH)
-				tag_batch_commit(b);
+		} else if (tag_batch_pending(b) == BATCH) {
+			tag_batch_commit(b);
 		}
+		free(detail);
 		record_clear(&rec);
 	}
 	if (rc < 0)
@@ -98,13 +87,11 @@ static int manual_tags(sqlite3 *db, const struct rules *r, int add, int64_t now)
 	return rejected ? SMR_PARTIAL : SMR_OK;
 }
 
-/* Every statement of the rules file, compiled against an empty database.
- * Returns the number of errors (reported). */
+/* Every statement of the rules file, checked; the conditions compiled
+ * against an empty database. Returns the number of errors (reported). */
 static int check_rules(const struct rules *r, struct tagrules *tr, int64_t now)
 {
-	sqlite3 *db = db_open(":memory:");
-	struct facts *f = facts_open(db, now);
-	int errors = tagrules_compile(tr, db) + tr->errors;
+	int errors = tagrules_check(tr, now);
 	struct sops *sops = sops_parse(r); /* one file, checked whole */
 	errors += sops->errors;
 	struct policy *pol = policy_parse(r);
@@ -112,8 +99,6 @@ static int check_rules(const struct rules *r, struct tagrules *tr, int64_t now)
 	mapping_parse(r, NULL, &errors);
 	policy_free(pol);
 	sops_free(sops);
-	facts_close(f);
-	db_close(db);
 	return errors;
 }
 

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -483,6 +484,22 @@ void tag_batch_sync(struct tag_batch *b, const char *members, const char *tag, c
 	          "(SELECT pid FROM main.tag WHERE tag = ?1) ORDER BY pid", tag, 1, detail);
 	apply_all(b, "SELECT pid FROM main.tag WHERE tag = ?1 AND pid NOT IN "
 	          "(SELECT pid FROM temp.tag_sync) ORDER BY pid", tag, 0, detail);
+}
+
+int tag_batch_record(struct tag_batch *b, json_t *rec, int add, const char *detail, char *err, size_t errlen)
+{
+	json_t *t = json_object_get(rec, "tag");
+	if (!json_is_string(t) || !tagrules_name_valid(json_string_value(t))) {
+		snprintf(err, errlen, "field \"tag\" must be a tag name (letters, digits, _)");
+		return -1;
+	}
+	int64_t pid = person_find(b->pl, rec, err, errlen);
+	if (pid == 0)
+		snprintf(err, errlen, "no such person");
+	if (pid <= 0)
+		return -1;
+	tag_batch_apply(b, pid, json_string_value(t), add, detail);
+	return 0;
 }
 
 size_t tag_batch_pending(const struct tag_batch *b) { return b->n; }

@@ -55,6 +55,10 @@ int tag_batch_apply(struct tag_batch *b, int64_t pid, const char *tag, int add, 
  * them: members not holding it enter, holders not among them leave, each
  * change with DETAIL (smr-segment --as-tag). */
 void tag_batch_sync(struct tag_batch *b, const char *members, const char *tag, const char *detail);
+/* A change record ({"tag":NAME} and a pid or identifiers, as smr-tag
+ * --set reads them) applied with DETAIL. Returns 0, or -1 with the
+ * reason in ERR (not a tag name, names no one, no such person). */
+int tag_batch_record(struct tag_batch *b, json_t *rec, int add, const char *detail, char *err, size_t errlen);
 /* Changes applied and not yet committed. */
 size_t tag_batch_pending(const struct tag_batch *b);
 /* Commit, print, and begin the next transaction. */

@@ -1,5 +1,7 @@
 #include "tagrules.h"
+#include "db.h"
 #include "err.h"
+#include "facts.h"
 #include "utf8.h"
 #include "lex.h"
 #include "rulebudget.h"
@@ -322,5 +324,15 @@ int tagrules_compile(struct tagrules *tr, sqlite3 *db)
 		errors += compile_one(tr, db, &tr->tags[i]);
 	for (size_t i = 0; i < tr->nsegments; i++)
 		errors += compile_one(tr, db, &tr->segments[i]);
+	return errors;
+}
+
+int tagrules_check(struct tagrules *tr, int64_t now)
+{
+	sqlite3 *db = db_open(":memory:");
+	struct facts *f = facts_open(db, now);
+	int errors = tagrules_compile(tr, db) + tr->errors;
+	facts_close(f);
+	db_close(db);
 	return errors;
 }

@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rules.h"
 #include "ruleexpr.h"
@@ -48,6 +49,10 @@ void tagrules_free(struct tagrules *tr);
  * or functions, syntax errors and anything but reads are reported at their
  * file:line:col. Returns the number of errors. */
 int tagrules_compile(struct tagrules *tr, sqlite3 *db);
+/* Compile TR against an empty in-memory database with the facts view as
+ * of NOW, so that a bad rule stops a run before the real database is
+ * opened (or created). Returns the errors, those of parsing included. */
+int tagrules_check(struct tagrules *tr, int64_t now);
 
 /* Refuse everything but reads while preparing rule SQL (ON 1), and also
  * allow the budget markers smr wraps rules in (ON RULES_MARKED); 0 is off. */

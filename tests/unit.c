@@ -1891,6 +1891,34 @@ static void test_segquery(void)
 	           sync_tag(f.db, f.r, tr, ly, "tier:silver", "vip"));
 	expect_int("tag_batch_sync: every change logged", 3, q(f.db, "SELECT count(*) FROM tag_log WHERE tag = 'vip'"));
 
+	/* smr-tag --set records: a tag name and someone who exists */
+	struct person_lookup *pl = person_lookup_open(f.db, f.r);
+	FILE *out = tmpfile();
+	struct tag_batch *b = tag_batch_open(f.db, pl, "manual", 1800000000, out);
+	static const struct { const char *rec, *why; } recs[] = {
+		{"{\"unionid\":\"a\",\"tag\":\"m1\"}", NULL},
+		{"{\"pid\":4,\"tag\":\"m1\"}", NULL},
+		{"{\"unionid\":\"a\",\"tag\":\"m-1\"}", "must be a tag name"},
+		{"{\"unionid\":\"a\",\"tag\":7}", "must be a tag name"},
+		{"{\"unionid\":\"nobody\",\"tag\":\"m1\"}", "no such person"},
+		{"{\"tag\":\"m1\"}", ""},
+	};
+	for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
+		json_t *o = json_loads(recs[i].rec, 0, NULL);
+		char name[160];
+		err[0] = '\0';
+		int rc = tag_batch_record(b, o, 1, "test", err, sizeof err);
+		snprintf(name, sizeof name, "tag_batch_record %s: %s", recs[i].rec, recs[i].why ? "refused" : "applied");
+		report(recs[i].why ? rc == -1 && *err && strstr(err, recs[i].why) : rc == 0, name, "rc %d, \"%s\"", rc, err);
+		json_decref(o);
+	}
+	tag_batch_close(b);
+	fclose(out);
+	person_lookup_close(pl);
+	s = holders(f.db, "m1");
+	expect_str("tag_batch_record: the applied records hold the tag", "1 4", s);
+	free(s);
+
 	struct segment_expr se = {0};
 	int col = 0;
 	if (segment_compile("vip or big or nosuch", tr, ly, &se, err, sizeof err, &col) == 0) {
