@@ -51,12 +51,13 @@ echo "this is not a database, just text that is long enough to fill a page heade
 run --db notadb.db good.ndjson
 status "a file that is not a database: exit 3" 3
 run --db m.db good.ndjson
-sqlite3 m.db 'PRAGMA user_version = 999'
+status "setup: m.db from good.ndjson" 0
+check "setup: m.db marked as from a newer smr" sqlite3 m.db 'PRAGMA user_version = 999'
 run --db m.db more.ndjson
 status "a database from a newer smr: exit 3" 3
 check "a database from a newer smr: says so" has_line "$T/err" '^smr-ingest: .*(newer|version)'
 eq "a database from a newer smr: left alone" "0 999" "$(sq m.db "SELECT count(*) FROM event WHERE id = 'e2'") $(sq m.db 'PRAGMA user_version')"
-sqlite3 newer.db 'CREATE TABLE x(a); PRAGMA user_version = 999' >/dev/null
+check "setup: newer.db created with a newer user_version" sqlite3 newer.db 'CREATE TABLE x(a); PRAGMA user_version = 999' >/dev/null
 run --db newer.db more.ndjson
 status "a newer database in rollback mode: exit 3" 3
 eq "a newer database in rollback mode: not switched to WAL" delete "$(sq newer.db 'PRAGMA journal_mode')"

@@ -16,7 +16,7 @@ eq "a database the pipeline built: exit 0, nothing printed" "0||" "$?|$(cat ok.o
 
 cp d.db bad.db
 pid=$(sqlite3 bad.db "SELECT pid FROM tag WHERE tag = 'never_bought' LIMIT 1")
-sqlite3 bad.db "INSERT INTO tag(pid, tag, since, source) VALUES ($pid, 'repeat_buyer', 0, 'rule');
+check "setup: bad.db broken three ways" sqlite3 bad.db "INSERT INTO tag(pid, tag, since, source) VALUES ($pid, 'repeat_buyer', 0, 'rule');
 	UPDATE touch SET enrollment = 999999 WHERE id = (SELECT min(id) FROM touch);
 	INSERT INTO identity(kind, value, pid, first_seen) VALUES ('unionid', 'ghost', 999999, 0);"
 sh "$CHECKS" bad.db >bad.out 2>bad.err

@@ -127,12 +127,13 @@ eq "rejects file created 0600 under umask 022" "600" "$(stat -c %a mode.rej)"
 # it again writes each exactly once.
 printf '%s\n' '{"id":"x1","type":"view","ts":1}' '{"id":"x2","type":"view","ts":1,"unionid":"ux2"}' \
 	'{"id":"x3","type":"order","ts":1,"unionid":"ux3"}' '{"id":"x4","type":"view","ts":1,"unionid":"ux4"}' >x.ndjson
-"$ING" --db x.db </dev/null >/dev/null 2>&1
-sq x.db "CREATE TRIGGER boom BEFORE INSERT ON event WHEN NEW.id = 'x4' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
+run --db x.db </dev/null
+status "setup: an empty x.db" 0
+check "setup: a trigger that fails mid-batch" sq x.db "CREATE TRIGGER boom BEFORE INSERT ON event WHEN NEW.id = 'x4' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;"
 run --db x.db --rejects x.rej x.ndjson
 status "database failure mid-batch: exit 3" 3
 eq "database failure mid-batch: no rejects written for the rolled-back batch" "0" "$(wc -l <x.rej)"
-sq x.db "DROP TRIGGER boom"
+check "setup: the failing trigger dropped" sq x.db "DROP TRIGGER boom"
 run --db x.db --rejects x.rej x.ndjson
 status "re-run after exit 3: exit 1" 1
 eq "re-run after exit 3: each reject exactly once" "x1 x3" "$(sed 's/.*"id":"\([^"]*\)".*/\1/' x.rej | tr '\n' ' ' | sed 's/ $//')"

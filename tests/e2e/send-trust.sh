@@ -143,7 +143,7 @@ import sys
 f = open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")", 1)[1].split()
 boot = open("/proc/sys/kernel/random/boot_id").read().split("-")[0].strip()
 print("%s-%s" % (f[19], boot))' $$)
-sq d.db "UPDATE touch SET state = 'claimed', claimed_at = $((N12 - 60)), claimed_by = '$HOST:$$:1-feed' WHERE pid = $(pid_of d.db D1);
+check "setup: touches claimed by this host" sq d.db "UPDATE touch SET state = 'claimed', claimed_at = $((N12 - 60)), claimed_by = '$HOST:$$:1-feed' WHERE pid = $(pid_of d.db D1);
 UPDATE touch SET state = 'claimed', claimed_at = $((N12 - 60)), claimed_by = '$HOST:$$:$ME' WHERE pid = $(pid_of d.db D2);
 UPDATE touch SET state = 'claimed', claimed_at = $((N12 - 7200)), claimed_by = '$HOST:$$:$ME' WHERE pid = $(pid_of d.db D3);
 UPDATE touch SET state = 'claimed', claimed_at = $((N12 - 60)), claimed_by = '$HOST:$$' WHERE pid = $(pid_of d.db D4)"

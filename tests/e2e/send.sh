@@ -580,7 +580,7 @@ eq "kill -9: K1's k message reached the command; it is claimed, the rest queued;
 	"1 $(tid k.db K1 k)|K1 k 0 claimed;K1 k2 0 queued;K2 k 0 queued;K2 k2 0 queued;K3 k 0 queued;K3 k2 0 queued;K4 k 0 queued;K4 k2 0 queued;K5 k 0 queued;K5 k2 0 queued|" \
 	"$(lines k1.log) $(recs k1.log stdin | python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["touch"])' 2>&1)|$(st k.db)|$(cat k1.out)"
 N12=$(ep $NOW)
-sq k.db "UPDATE touch SET state = 'claimed', claimed_by = 'other-host.example:4242', claimed_at = $((N12 - 1800)) WHERE id = $(tid k.db K4 k);
+check "setup: touches claimed by another host" sq k.db "UPDATE touch SET state = 'claimed', claimed_by = 'other-host.example:4242', claimed_at = $((N12 - 1800)) WHERE id = $(tid k.db K4 k);
 UPDATE touch SET state = 'claimed', claimed_by = 'other-host.example:4242', claimed_at = $((N12 - 7200)) WHERE id = $(tid k.db K5 k)"
 snd --db k.db --rules kill.rules --now $NOW --queued --transport "exec:python3 $RECV $T/k2.log 0"
 xstatus "kill -9 re-run: exit 1 (unknown touches)" 1

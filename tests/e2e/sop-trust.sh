@@ -321,7 +321,7 @@ sql = "".join(bytes(m, "utf-8").decode("unicode_escape") for m in re.findall(r'"
 open(sys.argv[2], "w").write(sql)
 PY
 rm -f old.db
-sq old.db "$(cat v1.sql)
+check "setup: a version 1 database" sq old.db "$(cat v1.sql)
 PRAGMA user_version = 1;
 INSERT INTO person(pid, created_at) VALUES (1, 0);
 INSERT INTO identity VALUES ('unionid', 'A', 1, 0);

@@ -156,7 +156,7 @@ eq "delete rule: the next run changes nothing" "" "$(cat "$T/tout")"
 cp "$SHOP" shop.rules
 python3 "$GEN" --persons 5000 --events 10000 --days 20 --end 2026-11-20 --seed 7 -o big.ndjson
 run --db conc.db --rules shop.rules big.ndjson
-sq conc.db "VACUUM INTO 'single.db'"
+check "setup: a copy for the single run" sq conc.db "VACUUM INTO 'single.db'"
 NOW=2026-11-19T23:59:59+08:00
 tag --db single.db --rules shop.rules --now $NOW
 sort "$T/tout" >single.out

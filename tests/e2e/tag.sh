@@ -187,13 +187,13 @@ for w in said count; do
 	eq "edge $w: both enter" "X cart_A add;Y asked_today add" "$(changes)"
 done
 rm -f full.db
-sq edge-said.db "VACUUM INTO 'full.db'"
+check "setup: a copy of edge-said.db" sq edge-said.db "VACUUM INTO 'full.db'"
 tag --db full.db --rules edge.rules --now 2026-11-02T10:00:00+08:00 --full
 eq "said '1d' at exactly message + 1d: --full removes" "Y asked_today remove" "$(changes)"
 tag --db edge-said.db --rules edge.rules --now 2026-11-02T10:00:00+08:00
 eq "said '1d' at exactly message + 1d: an incremental run removes too (same as --full)" "Y asked_today remove" "$(changes)"
 rm -f full.db
-sq edge-count.db "VACUUM INTO 'full.db'"
+check "setup: a copy of edge-count.db" sq edge-count.db "VACUUM INTO 'full.db'"
 tag --db full.db --rules edge.rules --now 2026-11-08T10:00:00+08:00 --full
 eq "count '7d' at exactly add_cart + 7d: --full removes" "X cart_A remove;Y asked_today remove" "$(changes)"
 tag --db edge-count.db --rules edge.rules --now 2026-11-08T10:00:00+08:00
