@@ -4,15 +4,14 @@
 #include "../common/err.h"
 #include "../common/facts.h"
 #include "../common/lookup.h"
+#include "../common/lookup_table.h"
 #include "../common/ndjson.h"
 #include "../common/opts.h"
 #include "../common/regex.h"
 #include "../common/rulebudget.h"
 #include "../common/rules.h"
 #include "../common/sop.h"
-#include "../common/sqlrows.h"
 #include "../common/tagrules.h"
-#include "../common/tstamp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,101 +44,18 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->id = argv[first];
 }
 
-static void put_time(FILE *out, const char *label, json_t *v)
-{
-	char buf[40] = "-";
-	if (json_is_integer(v))
-		tstamp_format(json_integer_value(v), buf, sizeof buf);
-	fprintf(out, "%s%s", label, buf);
-}
-
-static void put_value(FILE *out, json_t *v)
-{
-	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
-	fputs(s ? s : "?", out);
-	free(s);
-}
-
 static void print_record(sqlite3 *db, const struct args *a, int64_t pid)
 {
-	if (a->table) {
-		printf("== person %lld\n", (long long)pid);
-		for (int s = 0; s < LOOKUP_NSECTIONS; s++) {
-			sqlite3_stmt *st = lookup_section(db, (enum lookup_section)s, pid, a->events);
-			printf("-- %s\n", lookup_section_names[s]);
-			if (s == LOOKUP_FACTS)
-				sqlrows_fields(db, st, stdout, 1);
-			else
-				sqlrows_table(db, st, stdout, 1);
-			sqlite3_finalize(st);
-		}
-		putchar('\n');
-		return;
-	}
-	ndjson_put(stdout, lookup_record(db, pid, a->events), JSON_REAL_PRECISION(15));
-}
-
-static void table_explain(json_t *e)
-{
-	printf("== person %lld: tag %s when %s\n", (long long)json_integer_value(json_object_get(e, "pid")),
-	       json_string_value(json_object_get(e, "tag")), json_string_value(json_object_get(e, "when")));
-	json_t *held = json_object_get(e, "held");
-	if (json_is_null(held)) {
-		printf("held: no\n");
-	} else {
-		put_time(stdout, "held: since ", json_object_get(held, "since"));
-		printf(" (%s)\n", json_string_value(json_object_get(held, "source")));
-	}
-	if (json_object_get(e, "note"))
-		printf("note: %s\n", json_string_value(json_object_get(e, "note")));
-	size_t i;
-	json_t *p;
-	json_array_foreach(json_object_get(e, "parts"), i, p) {
-		printf("%*s", 2 * (int)json_integer_value(json_object_get(p, "depth")), "");
-		put_value(stdout, json_object_get(p, "value"));
-		printf("  <-  %s\n", json_string_value(json_object_get(p, "expr")));
-	}
-	putchar('\n');
-}
-
-static void table_why(json_t *w)
-{
-	printf("== person %lld: sop %s, trigger %s", (long long)json_integer_value(json_object_get(w, "pid")),
-	       json_string_value(json_object_get(w, "sop")), json_string_value(json_object_get(w, "trigger")));
-	json_t *held = json_object_get(w, "trigger_held");
-	if (json_is_null(held))
-		printf(" (not held)\n");
+	if (a->table)
+		lookup_table_record(db, pid, a->events, stdout);
 	else
-		put_time(stdout, " (held since ", json_object_get(held, "since")), printf(")\n");
-	if (json_object_get(w, "not_enrolled"))
-		printf("not enrolled: %s\n", json_string_value(json_object_get(w, "not_enrolled")));
-	size_t i, j;
-	json_t *e, *s;
-	json_array_foreach(json_object_get(w, "enrollments"), i, e) {
-		printf("enrollment %lld: ", (long long)json_integer_value(json_object_get(e, "id")));
-		put_time(stdout, "day 0 ", json_object_get(e, "day0"));
-		printf(", %s", json_string_value(json_object_get(e, "state")));
-		if (json_is_string(json_object_get(e, "exit_reason")))
-			printf(": %s", json_string_value(json_object_get(e, "exit_reason")));
-		putchar('\n');
-		json_array_foreach(json_object_get(e, "steps"), j, s) {
-			printf("  step %lld  %s  %s %s  ", (long long)json_integer_value(json_object_get(s, "step")),
-			       json_string_value(json_object_get(s, "at")), json_string_value(json_object_get(s, "channel")),
-			       json_string_value(json_object_get(s, "content")));
-			put_time(stdout, "due ", json_object_get(s, "due_at"));
-			printf("  %s", json_string_value(json_object_get(s, "decision")));
-			if (json_is_string(json_object_get(s, "reason")))
-				printf(": %s", json_string_value(json_object_get(s, "reason")));
-			putchar('\n');
-		}
-	}
-	putchar('\n');
+		ndjson_put(stdout, lookup_record(db, pid, a->events), JSON_REAL_PRECISION(15));
 }
 
-static void emit(const struct args *a, json_t *o, void (*table)(json_t *))
+static void emit(const struct args *a, json_t *o, void (*table)(json_t *, FILE *))
 {
 	if (a->table) {
-		table(o);
+		table(o, stdout);
 		json_decref(o);
 	} else {
 		ndjson_put(stdout, o, JSON_REAL_PRECISION(15));
@@ -186,10 +102,10 @@ static int run(sqlite3 *db, const struct args *a, const struct rules *r, const s
 			json_t *e = lookup_explain(db, tr, cond, pids[i]);
 			rule_budget_arm(rb, 0);
 			rule_budget_close(rb);
-			emit(a, e, table_explain);
+			emit(a, e, lookup_table_explain);
 		}
 		if (sop)
-			emit(a, lookup_why(db, sop, pids[i], a->o.now), table_why);
+			emit(a, lookup_why(db, sop, pids[i], a->o.now), lookup_table_why);
 	}
 	flush_or_die(stdout, "stdout");
 	return SMR_OK;
