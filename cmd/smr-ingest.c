@@ -1,7 +1,6 @@
 /* smr-ingest: store events from NDJSON or CSV into the database. */
 #include "../common/db.h"
 #include "../common/err.h"
-#include "../common/event.h"
 #include "../common/ingest.h"
 #include "../common/mapping.h"
 #include "../common/ndjson.h"
@@ -88,51 +87,18 @@ static void reject(struct run *r, struct source *src, const struct record *rec, 
 		spool_reject(r, src, rec, header_done);
 }
 
-static int has_column(const void *src, const char *name)
-{
-	return source_has_column(src, name);
-}
-
-/* A row of an export through the --source mapping: its events are checked
- * first, so a row is stored whole or rejected whole. */
-static void ingest_mapped(struct run *r, struct source *src, const struct record *rec, int *header_done)
-{
-	struct mapping_events me;
-	char why[256];
-	const char *missing = mapping_missing_column(r->mapping, has_column, src);
-	if (missing) {
-		snprintf(why, sizeof why, "no column \"%s\" in the header (source %s)", missing, r->source_name);
-		reject(r, src, rec, why, header_done);
-	} else if (mapping_events(r->mapping, rec->obj, r->rules, &me, why, sizeof why) != 0) {
-		reject(r, src, rec, why, header_done);
-	} else {
-		for (int i = 0; i < me.n; i++)
-			ingest_event(r->in, &me.evs[i]);
-		mapping_events_clear(&me);
-	}
-}
-
 /* Returns 0, or -1 on a read error (reported). */
 static int ingest_source(struct run *r, struct source *src)
 {
 	struct record rec;
-	struct event ev;
 	char why[256];
 	int header_done = 0, rc;
 	while ((rc = source_next(src, &rec)) == 1) {
 		r->st.read++;
-		if (!rec.obj)
-			reject(r, src, &rec, rec.err, &header_done);
-		else if (r->mapping)
-			ingest_mapped(r, src, &rec, &header_done);
-		else if (event_from_json(rec.obj, r->rules, &ev, why, sizeof why) != 0)
+		if (ingest_record(r->in, src, &rec, r->mapping, r->source_name, why, sizeof why) != 0)
 			reject(r, src, &rec, why, &header_done);
-		else {
-			ingest_event(r->in, &ev);
-			event_clear(&ev);
-			if (r->rejects && rejects_pending(r->rejects) && sqlite3_get_autocommit(r->db))
-				rejects_flush(r->rejects); /* the batch before them committed */
-		}
+		else if (r->rejects && rejects_pending(r->rejects) && sqlite3_get_autocommit(r->db))
+			rejects_flush(r->rejects); /* the batch before them committed */
 		r->bytes += (int64_t)rec.rawlen + 1;
 		progress_update(r->progress, r->bytes, r->st.read);
 		record_clear(&rec);

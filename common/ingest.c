@@ -3,13 +3,17 @@
 #include "delta.h"
 #include "err.h"
 #include "identity.h"
+#include "mapping.h"
+#include "source.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct ingest {
 	sqlite3 *db;
+	const struct rules *rules;
 	struct identity *ir;
 	struct delta *delta;        /* this batch's facts, added at commit */
 	int64_t now;
@@ -36,6 +40,7 @@ struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int 
 {
 	struct ingest *in = xcalloc(1, sizeof *in);
 	in->db = db;
+	in->rules = r;
 	in->now = now;
 	in->batch = batch > 0 ? batch : INGEST_BATCH;
 	in->ir = identity_open(db, r);
@@ -144,6 +149,46 @@ int ingest_event(struct ingest *in, const struct event *ev)
 	if (++in->in_batch >= in->batch)
 		ingest_commit(in);
 	return inserted;
+}
+
+static int has_column(const void *src, const char *name)
+{
+	return source_has_column(src, name);
+}
+
+/* A row of an export through a source mapping. */
+static int ingest_mapped(struct ingest *in, const struct source *src, json_t *row, const struct mapping *m,
+                         const char *mname, char *why, size_t whylen)
+{
+	struct mapping_events me;
+	const char *missing = mapping_missing_column(m, has_column, src);
+	if (missing) {
+		snprintf(why, whylen, "no column \"%s\" in the header (source %s)", missing, mname);
+		return -1;
+	}
+	if (mapping_events(m, row, in->rules, &me, why, whylen) != 0)
+		return -1;
+	for (int i = 0; i < me.n; i++)
+		ingest_event(in, &me.evs[i]);
+	mapping_events_clear(&me);
+	return 0;
+}
+
+int ingest_record(struct ingest *in, const struct source *src, const struct record *rec,
+                  const struct mapping *m, const char *mname, char *why, size_t whylen)
+{
+	struct event ev;
+	if (!rec->obj) {
+		snprintf(why, whylen, "%s", rec->err);
+		return -1;
+	}
+	if (m)
+		return ingest_mapped(in, src, rec->obj, m, mname, why, whylen);
+	if (event_from_json(rec->obj, in->rules, &ev, why, whylen) != 0)
+		return -1;
+	ingest_event(in, &ev);
+	event_clear(&ev);
+	return 0;
 }
 
 void ingest_close(struct ingest *in, struct ingest_stats *stats)

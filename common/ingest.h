@@ -24,6 +24,15 @@ extern const char ingest_seen_sql[], ingest_attrs_sql[];
 struct ingest *ingest_open(sqlite3 *db, const struct rules *r, int64_t now, int batch);
 /* Store EV; returns 1 when inserted, 0 when its id was seen before. */
 int ingest_event(struct ingest *in, const struct event *ev);
+struct mapping;
+struct record;
+struct source;
+/* Store the events of REC, a record SRC gave: the record itself checked
+ * against the rules or, with a source mapping M (named MNAME), the events
+ * M makes of the row, all checked first so that a row is stored whole or
+ * rejected whole. Returns 0, or -1 with the reason in WHY. */
+int ingest_record(struct ingest *in, const struct source *src, const struct record *rec,
+                  const struct mapping *m, const char *mname, char *why, size_t whylen);
 /* Commit the batch in flight (also done every `batch` events). */
 void ingest_commit(struct ingest *in);
 /* Commit and free; fills stats (read and rejected are the caller's). */

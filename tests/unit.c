@@ -26,6 +26,7 @@
 #include "../common/segment.h"
 #include "../common/segquery.h"
 #include "../common/sop.h"
+#include "../common/source.h"
 #include "../common/tagger.h"
 #include "../common/tagrules.h"
 #include "../common/tstamp.h"
@@ -2008,6 +2009,41 @@ static void test_rejects(void)
 	unlink(path);
 }
 
+/* ingest_record: a record stored, or refused with its reason. */
+static void test_ingest_record(void)
+{
+	char path[] = "/tmp/smr-unit-records-XXXXXX";
+	int fd = mkstemp(path);
+	static const char text[] = "{\"id\":\"r1\",\"type\":\"view\",\"ts\":1795000000,\"unionid\":\"a\"}\n"
+	                           "{\"id\":\"r2\",\"type\":\"view\",\"ts\":1795000000}\n"
+	                           "{\"id\":\"r3\",\n";
+	if (fd < 0 || write(fd, text, sizeof text - 1) != (ssize_t)(sizeof text - 1)) {
+		report(0, "ingest_record: a temporary input", "mkstemp/write failed");
+		return;
+	}
+	close(fd);
+	struct fx f;
+	char err[256];
+	if (fx_open(&f, 100, NULL))
+		return;
+	struct source *src = source_open(path, FORMAT_NDJSON, NULL, err, sizeof err);
+	struct record rec;
+	char got[512] = "";
+	while (src && source_next(src, &rec) == 1) {
+		char why[256];
+		int rc = ingest_record(f.in, src, &rec, NULL, NULL, why, sizeof why);
+		size_t n = strlen(got);
+		snprintf(got + n, sizeof got - n, "%s%ld:%s", n ? ";" : "", rec.line, rc == 0 ? "ok" : strstr(why, "ident") ? "no id" : *why ? "bad" : "?");
+		record_clear(&rec);
+	}
+	source_close(src);
+	unlink(path);
+	fx_close(&f);
+	expect_str("ingest_record: stored, no identifier, malformed JSON (a reason each)", "1:ok;2:no id;3:bad", got);
+	expect_int("ingest_record: the good record is stored", 1, q(f.db, "SELECT count(*) FROM event WHERE id = 'r1'"));
+	fx_free(&f);
+}
+
 int main(void)
 {
 	smr_progname = "test-unit";
@@ -2042,6 +2078,7 @@ int main(void)
 	test_segquery();
 	test_mapping_events();
 	test_rejects();
+	test_ingest_record();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail ? 1 : 0;
 }
