@@ -19,16 +19,8 @@ out_is() {
 	fi
 	test_cmp "$1" "$FIXTURES/person/$2" "$T/pout.cmp"
 }
-# js EXPR: a Python expression over o, each record of $T/pout in turn, joined by ;
-js() {
-	python3 -c '
-import json, sys
-out = []
-for line in open(sys.argv[1], encoding="utf-8"):
-    o = json.loads(line)
-    out.append(str(eval(sys.argv[2])))
-print(";".join(out))' "$T/pout" "$1"
-}
+# js FILTER: jq's FILTER over each record of $T/pout, the results joined by ;
+js() { jq -r "$1" "$T/pout" | paste -sd';' -; }
 
 cat >p.rules <<'EOF2'
 timezone Asia/Shanghai
@@ -83,15 +75,15 @@ NOW=2026-11-03T09:05:00+08:00
 # === look-up
 person --db p.db --rules $R --now $NOW unionid:U1
 pstatus "unionid:U1: exit 0" 0
-eq "unionid:U1: one record, U1's pid" "$P1" "$(js 'o["pid"]')"
+eq "unionid:U1: one record, U1's pid" "$P1" "$(js .pid)"
 person --db p.db --rules $R --now $NOW phone:13800138000
-eq "phone:13800138000 finds U1" "$P1" "$(js 'o["pid"]')"
+eq "phone:13800138000 finds U1" "$P1" "$(js .pid)"
 person --db p.db --rules $R --now $NOW "0086 138 0013 8000"
-eq "a bare phone written another way is normalised and finds U1" "$P1" "$(js 'o["pid"]')"
+eq "a bare phone written another way is normalised and finds U1" "$P1" "$(js .pid)"
 person --db p.db --rules $R --now $NOW U2
-eq "a bare unionid finds U2" "$P2" "$(js 'o["pid"]')"
+eq "a bare unionid finds U2" "$P2" "$(js .pid)"
 person --db p.db --rules $R --now $NOW pid:$P2
-eq "pid:N finds that person" "$P2" "$(js 'o["pid"]')"
+eq "pid:N finds that person" "$P2" "$(js .pid)"
 person --db p.db --rules $R --now $NOW nobody
 pstatus "an unknown identifier: exit 1" 1
 check "an unknown identifier: named on stderr" grep -q 'nobody: no such person' "$T/perr"
@@ -114,11 +106,11 @@ pstatus "record of U1: exit 0" 0
 out_is "record of U1: every section, every value" u1.json
 person --db p.db --rules $R --now $NOW U5
 eq "record: the merge that joined U5 and the phone-only person, with the identifier (merged at ingest time)" \
-	"m-1 phone 13900000006" "$(js '";".join("%s %s %s" % (m["event_id"], m["kind"], m["value"]) for m in o["merges"])')"
+	"m-1 phone 13900000006" "$(js '[.merges[] | "\(.event_id) \(.kind) \(.value)"] | join(";")')"
 person --db p.db --rules $R --now $NOW 13900000006
-eq "the merged person's phone finds the survivor" "$(pid_of p.db U5)" "$(js 'o["pid"]')"
+eq "the merged person's phone finds the survivor" "$(pid_of p.db U5)" "$(js .pid)"
 person --db p.db --rules $R --now $NOW --events 1 unionid:U1
-eq "--events 1: the latest event only" "order" "$(js '",".join(e["type"] for e in o["events"])')"
+eq "--events 1: the latest event only" "order" "$(js '[.events[].type] | join(",")')"
 
 # === --explain: each part's value, hand-computed. U1 ordered: cart_A
 # (count(...) > 0 = 1 and orders_since(...) = 0 = 0) is 0, not held; U2 is
@@ -187,7 +179,7 @@ start=$(date +%s)
 person --db p.db --rules $R --now $NOW unionid:U1
 pstatus "a look-up while another run holds the write lock: exit 0" 0
 eq "a look-up while another run holds the write lock: answered at once, from committed data" "1 first_purchase" \
-	"$(( $(date +%s) - start < 2 )) $(js '",".join(t["tag"] for t in o["tags"])')"
+	"$(( $(date +%s) - start < 2 )) $(js '[.tags[].tag] | join(",")')"
 wait "$holder"
 
 # === hashed phones: the bare number is normalised, then hashed
@@ -195,8 +187,8 @@ sed 's/^identity phone priority 2 max 1$/identity phone priority 2 max 1 hash/' 
 export SMR_HASH_KEY=0123456789abcdef0123
 ingest "hashed" h.db h.rules d1.ndjson
 person --db h.db --rules h.rules --now $NOW "+86 13800138000"
-eq "hashed phone: a bare number finds U1" "U1" "$(js '[i["value"] for i in o["identities"] if i["kind"] == "unionid"][0]')"
-eq "hashed phone: shown as stored (hashed)" "h:" "$(js '[i["value"] for i in o["identities"] if i["kind"] == "phone"][0][:2]')"
+eq "hashed phone: a bare number finds U1" "U1" "$(js '.identities[] | select(.kind == "unionid") | .value')"
+eq "hashed phone: shown as stored (hashed)" "h:" "$(js '.identities[] | select(.kind == "phone") | .value[:2]')"
 unset SMR_HASH_KEY
 person --db h.db --rules h.rules --now $NOW phone:13800138000
 pstatus "hashed phone without the key: exit 2" 2
