@@ -23,6 +23,7 @@ N=60000 U=6000 B=500
 awk -v N=$N -v U=$U -f "$GEN" >k.ndjson
 sed 's/^{"id":"\([^"]*\)".*/\1/' k.ndjson | sort >ids.expected
 run --db k.db </dev/null   # create the database first, so polling never creates it
+status "setup: k.db created" 0
 
 "$ING" --db k.db --batch $B k.ndjson >/dev/null 2>kill1.err &
 pid=$!
@@ -87,6 +88,7 @@ head -n 30000 all.ndjson >c1.ndjson
 tail -n +18001 all.ndjson >c2.ndjson                     # lines 18001..48000: 12000 overlap
 echo '{"id":"bad","type":"order","ts":1,"unionid":"u1"}' >>c2.ndjson   # one reject: exit 1
 run --db cc.db </dev/null
+status "setup: cc.db created" 0
 "$ING" --db cc.db --batch 500 c1.ndjson >c1.out 2>c1.err &
 p1=$!
 "$ING" --db cc.db --batch 500 c2.ndjson >c2.out 2>c2.err &

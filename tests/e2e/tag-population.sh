@@ -92,6 +92,7 @@ eq "time passing: no person holds two rungs of a ladder" 0 "$rungs"
 
 # --- a fresh database tagged once agrees --------------------------------------------
 run --db all.db --rules shop.rules $(sed 's/.*/day-&.ndjson/' days.txt)
+status "setup: every day ingested into a fresh database" 0
 tag --db all.db --rules shop.rules --now "$FINAL" --full
 tstatus "fresh database: --full run exits 0" 0
 key="(SELECT min(kind || '=' || value) FROM identity i WHERE i.pid = t.pid)"
@@ -154,8 +155,9 @@ eq "delete rule: the next run changes nothing" "" "$(cat "$T/tout")"
 
 # --- two runs at once ------------------------------------------------------------------
 cp "$SHOP" shop.rules
-python3 "$GEN" --persons 5000 --events 10000 --days 20 --end 2026-11-20 --seed 7 -o big.ndjson
+check "setup: gen-events makes 10000 events" python3 "$GEN" --persons 5000 --events 10000 --days 20 --end 2026-11-20 --seed 7 -o big.ndjson
 run --db conc.db --rules shop.rules big.ndjson
+status "setup: smr-ingest of the 10000 events" 0
 check "setup: a copy for the single run" sq conc.db "VACUUM INTO 'single.db'"
 NOW=2026-11-19T23:59:59+08:00
 tag --db single.db --rules shop.rules --now $NOW
