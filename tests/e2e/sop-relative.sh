@@ -7,17 +7,6 @@
 . "$(dirname "$0")/../lib.sh"
 . "$FIXTURES/tag/helpers.sh"
 . "$FIXTURES/sop/helpers.sh"
-# results [nb]: the results of the last smr-send, in order (nb: with not_before)
-results() {
-	python3 - "$T/xout" "${1:-}" <<'PY'
-import json, sys
-out = []
-for line in open(sys.argv[1]):
-    o = json.loads(line)
-    out.append(o["result"] + (" %s" % o.get("not_before") if sys.argv[2] else ""))
-print(" ".join(out))
-PY
-}
 
 cat >rel.rules <<'R'
 timezone Asia/Shanghai
@@ -54,15 +43,13 @@ eq "relative 20:30: nothing new (exactly once)" "" "$(cat "$T/sout")"
 tag --db r.db --rules rel.rules --now 2026-11-02T21:15:00+08:00
 due --db r.db --rules rel.rules --now 2026-11-02T21:35:00+08:00
 eq "relative 21:35: A's +2h; B entered at 21:15, nothing yet" "A 1 11-02 21:35" "$(printed)"
-invoke /dev/null "$T/xout" "$T/xerr" "$SEND" --db r.db --rules rel.rules --now 2026-11-02T21:40:00+08:00 \
-	--queued --transport file:out.ndjson
-eq "smr-send 21:40: A's +30m and +2h sent" "sent sent" "$(results)"
+snd --db r.db --rules rel.rules --now 2026-11-02T21:40:00+08:00 --queued --transport file:out.ndjson
+eq "smr-send 21:40: A's +30m and +2h sent" "sent;sent" "$(res result)"
 due --db r.db --rules rel.rules --now 2026-11-02T21:50:00+08:00
 eq "relative 21:50: B's +30m at 21:45" "B 0 11-02 21:45" "$(printed)"
 # smr-send: B's +30m waits for the end of quiet hours
-invoke /dev/null "$T/xout" "$T/xerr" "$SEND" --db r.db --rules rel.rules --now 2026-11-02T22:05:00+08:00 \
-	--queued --transport file:out.ndjson
-eq "smr-send 22:05: B's +30m deferred by quiet hours to 08:00" "deferred $(ep 2026-11-03T08:00:00+08:00)" "$(results nb)"
+snd --db r.db --rules rel.rules --now 2026-11-02T22:05:00+08:00 --queued --transport file:out.ndjson
+eq "smr-send 22:05: B's +30m deferred by quiet hours to 08:00" "deferred $(ep 2026-11-03T08:00:00+08:00)" "$(res result not_before)"
 # B's +2h due 23:15, first seen at 01:30 (2h15m late): missed
 due --db r.db --rules rel.rules --now 2026-11-03T01:30:00+08:00
 eq "relative 01:30: B's +2h more than --late past due: missed" "B 1 missed 11-02 23:15" \

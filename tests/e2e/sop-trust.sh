@@ -14,20 +14,11 @@
 export TZ=Asia/Shanghai
 
 # send ARGS...: smr-send --queued, results in $T/xout, status in XRC.
-send() {
-	invoke /dev/null "$T/xout" "$T/xerr" "$SEND" --queued "$@"
-	XRC=$INVOKED
-}
+send() { snd --queued "$@"; }
 # sent FILE: the contents delivered to FILE, "who content;..." in order.
-sent() {
-	python3 -c '
-import json, sys
-print(";".join("%s %s" % (o.get("unionid") or "p%s" % o["pid"], o["content"])
-               for o in map(json.loads, open(sys.argv[1]))))' "$1"
-}
+sent() { recs "$1" who content; }
 # step DB PID-WHERE: "(state, step_key) ..." of touches, for diagnostics.
 keys() { sq "$1" "SELECT coalesce(group_concat(state || ':' || step_key, ', '), '') FROM (SELECT * FROM touch WHERE ${2:-1} ORDER BY due_at, id)"; }
-lines_of() { if [ -e "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 # pipeline DB RULES NOW OUT: smr-tag and smr-sop-due at NOW, then smr-send
 # --queued at NOW into file:OUT.
 pipeline() {
@@ -128,7 +119,7 @@ done >r2.ndjson
 ingest "race day 0" r.db m.rules r1.ndjson
 pipeline r.db m.rules 2026-11-02T10:05:00+08:00 r.out
 pipeline r.db m.rules 2026-11-02T20:00:00+08:00 r.out
-eq "race: step 0 sent to all 300 persons" 300 "$(lines_of r.out)"
+eq "race: step 0 sent to all 300 persons" 300 "$(lines r.out)"
 "$SMR_BIN/smr-ingest" --db r.db --rules m.rules r2.ndjson >ri.out 2>ri.err &
 j0=$!
 "$DUE" --db r.db --rules m.rules --now 2026-11-03T12:00:00+08:00 </dev/null >rd1.out 2>rd1.err &
@@ -249,7 +240,7 @@ ingest "holdout merge" h.db h.rules h2.ndjson
 pipeline h.db h.rules 2026-11-03T12:00:00+08:00 h.out
 eq "holdout: after the merge into pid 1 (treated by hash) step 1 is still held out, nothing sent" \
 	"1|1|holdout holdout|0" \
-	"$(sq h.db "SELECT e.pid || '|' || e.holdout || '|' || group_concat(t.state, ' ') FROM enrollment e JOIN touch t ON t.enrollment = e.id")|$(lines_of h.out)"
+	"$(sq h.db "SELECT e.pid || '|' || e.holdout || '|' || group_concat(t.state, ' ') FROM enrollment e JOIN touch t ON t.enrollment = e.id")|$(lines h.out)"
 
 # === exit after the last step was queued, before delivery ======================
 # One step at 20:00. X's is queued at 20:00 (the enrollment completes) and
