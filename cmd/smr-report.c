@@ -21,17 +21,19 @@ static void write_html(sqlite3 *db, const struct report_opts *ro, const char *pa
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!out)
-		smr_die(SMR_FATAL, "%s: %s", tmp, strerror(errno));
+		smr_die_errno(SMR_FATAL, "%s", tmp);
 	if (report_html(db, ro, out) != 0 || fflush(out) != 0 || fsync(fileno(out)) != 0) {
 		int e = errno;
 		fclose(out);
 		unlink(tmp);
-		smr_die(SMR_FATAL, "%s: %s", tmp, strerror(e));
+		errno = e;
+		smr_die_errno(SMR_FATAL, "%s", tmp);
 	}
 	if (fclose(out) != 0 || rename(tmp, path) != 0) {
 		int e = errno;
 		unlink(tmp);
-		smr_die(SMR_FATAL, "%s: %s", path, strerror(e));
+		errno = e;
+		smr_die_errno(SMR_FATAL, "%s", path);
 	}
 	free(tmp);
 }
