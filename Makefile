@@ -7,6 +7,9 @@ LDLIBS   = -lsqlite3 -lcsv -lpcre2-8 -ljansson -lcurl -lcrypto -lxlsxwriter -lm
 PREFIX  ?= /usr/local
 BUILD   ?= build
 BINDIR  ?= bin
+# Debian's python3 (scripts/install-deps) for the test scripts, not a
+# version manager's slower shim that may come first on PATH.
+PYTHON  ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 SAN      = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 PROGS    = smr-ingest smr-tag smr-segment smr-sop-due smr-send smr-report smr-person
@@ -16,7 +19,8 @@ HDRS     = $(wildcard common/*.h)
 BINS     = $(PROGS:%=$(BINDIR)/%)
 MANS     = $(wildcard man/*.[1-9])
 
-.PHONY: all deps test check-sanitized unit demo bench install clean lint-man fuzz fuzz-build fuzz-test soak soak-test
+.PHONY: all deps test demo bench install clean lint-man fuzz fuzz-build fuzz-bins fuzz-run fuzz-test \
+	build-san soak soak-test
 all: $(BINS)
 
 $(BUILD)/common/%.o: common/%.c $(HDRS)
@@ -41,11 +45,13 @@ deps:
 	@./scripts/install-deps
 
 # Every test twice: the -O2 build, then the ASan+UBSan build.
+# The three builds (-O2, sanitizers, fuzzing) run side by side, then the
+# fuzzers and the soaks (one core each), then the suite twice.
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	$(MAKE) all $(BUILD)/test-unit
-	$(MAKE) BUILD=build-san BINDIR=build-san/bin CFLAGS="$(SAN)" $(PROGS:%=build-san/bin/%) build-san/test-unit
+	$(MAKE) -j$(JOBS) --output-sync=target all $(BUILD)/test-unit build-san fuzz-bins
 	$(MAKE) lint-man
-	$(MAKE) fuzz-test soak-test
+	$(MAKE) -j$(JOBS) --output-sync=target fuzz-run soak-test
 	SMR_BIN=$(CURDIR)/bin SMR_UNIT=$(CURDIR)/$(BUILD)/test-unit ./tests/run
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	SMR_BIN=$(CURDIR)/build-san/bin SMR_UNIT=$(CURDIR)/build-san/test-unit ./tests/run
@@ -77,15 +83,24 @@ $(FUZZ_BUILD)/fuzz-csv-gbk: tests/fuzz/source.c $(FUZZ_COMMON)
 $(FUZZ_BUILD)/fuzz-%: tests/fuzz/%.c $(FUZZ_COMMON)
 	$(FUZZ_LINK) -o $@ $< tests/fuzz/fuzz.c $(FUZZ_BUILD)/libsmr.a $(LDLIBS)
 
-fuzz-build: deps
+fuzz-bins:
 	$(MAKE) $(FUZZ_BUILD)/libsmr.a
 	$(MAKE) $(FUZZ_BINS)
+
+fuzz-build: deps
+	$(MAKE) fuzz-bins
 
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_S) $(FUZZ_TARGETS)
 
 fuzz-test: fuzz-build
+	$(MAKE) fuzz-run
+
+fuzz-run:
 	tests/fuzz/run $(FUZZ_TEST_S) $(FUZZ_TARGETS)
+
+build-san:
+	$(MAKE) BUILD=build-san BINDIR=build-san/bin CFLAGS="$(SAN)" $(PROGS:%=build-san/bin/%) build-san/test-unit
 
 # The chaos soak (scripts/soak): 30 simulated days; `make test` runs a short
 # one with a fixed seed, then one with a random seed (printed to replay).
@@ -95,8 +110,8 @@ soak: deps
 	./scripts/soak --days $(SOAK_DAYS) --bin $(CURDIR)/bin
 
 soak-test:
-	./scripts/soak --days 0.5 --seed 1 --bin $(CURDIR)/bin
-	./scripts/soak --days 0.5 --bin $(CURDIR)/bin
+	$(PYTHON) scripts/soak --days 0.5 --seed 1 --bin $(CURDIR)/bin
+	$(PYTHON) scripts/soak --days 0.5 --bin $(CURDIR)/bin
 
 demo: deps
 	$(MAKE) all
