@@ -90,7 +90,7 @@ const char *const lookup_section_names[LOOKUP_NSECTIONS] = {
 	"identities", "facts", "tags", "tag_log", "enrollments", "touches", "events", "merges", "conflicts",
 };
 
-static const char *const section_sql[LOOKUP_NSECTIONS] = {
+const char *const lookup_section_sql[LOOKUP_NSECTIONS] = {
 	"SELECT kind, value, first_seen FROM identity WHERE pid = ?1 ORDER BY kind, value",
 	"SELECT * FROM facts WHERE pid = ?1",
 	"SELECT tag, since, source FROM tag WHERE pid = ?1 ORDER BY since, tag",
@@ -108,7 +108,7 @@ static const char *const section_sql[LOOKUP_NSECTIONS] = {
 
 sqlite3_stmt *lookup_section(sqlite3 *db, enum lookup_section s, int64_t pid, int events)
 {
-	sqlite3_stmt *st = db_prepare(db, section_sql[s]);
+	sqlite3_stmt *st = db_prepare(db, lookup_section_sql[s]);
 	db_bind_int(db, st, 1, pid);
 	if (s == LOOKUP_EVENTS)
 		db_bind_int(db, st, 2, events);

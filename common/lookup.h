@@ -26,6 +26,8 @@ enum lookup_section {
 	LOOKUP_TOUCHES, LOOKUP_EVENTS, LOOKUP_MERGES, LOOKUP_CONFLICTS, LOOKUP_NSECTIONS
 };
 extern const char *const lookup_section_names[LOOKUP_NSECTIONS];
+/* Each section's query, ?1 the pid (for the plan tests). */
+extern const char *const lookup_section_sql[LOOKUP_NSECTIONS];
 /* The statement of a section for PID (facts needs the facts view);
  * EVENTS limits the recent events. The caller finalizes it. */
 sqlite3_stmt *lookup_section(sqlite3 *db, enum lookup_section s, int64_t pid, int events);

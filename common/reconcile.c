@@ -19,9 +19,12 @@ struct rec {
 	int64_t now;
 	FILE *out;
 	struct reconcile_stats *st;
+	json_t *done; /* the records of the task's transaction, printed once it commits */
 	sqlite3_stmt *still_open, *result, *pending, *exited, *finish, *remind, *moment;
 };
 
+/* A touch's new state, printed once the transaction commits: a record
+ * never describes a change that did not happen. */
 static void print(struct rec *r, int64_t touch, int64_t pid, const char *result, const char *reason)
 {
 	json_t *o = json_pack("{s:I, s:I, s:s}", "touch", (json_int_t)touch, "pid", (json_int_t)pid, "result", result);
@@ -29,14 +32,28 @@ static void print(struct rec *r, int64_t touch, int64_t pid, const char *result,
 		smr_die(SMR_FATAL, "out of memory");
 	if (reason && *reason)
 		json_object_set_new(o, "reason", json_string(reason));
-	ndjson_put(r->out, o, 0);
-	if (!strcmp(result, "delivered")) r->st->delivered++;
-	else if (!strcmp(result, "not_friend")) r->st->not_friend++;
-	else if (!strcmp(result, "over_platform_limit")) r->st->over_limit++;
-	else if (!strcmp(result, "unconfirmed")) r->st->unconfirmed++;
-	else if (!strcmp(result, "cancelled")) r->st->cancelled++;
-	else if (!strcmp(result, "published")) r->st->published++;
-	else if (!strcmp(result, "failed")) r->st->failed++;
+	if (json_array_append_new(r->done, o) != 0)
+		smr_die(SMR_FATAL, "out of memory");
+}
+
+/* After the commit: the task's records, counted and printed. */
+static void print_done(struct rec *r)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(r->done, i, o) {
+		const char *result = json_string_value(json_object_get(o, "result"));
+		if (!strcmp(result, "delivered")) r->st->delivered++;
+		else if (!strcmp(result, "not_friend")) r->st->not_friend++;
+		else if (!strcmp(result, "over_platform_limit")) r->st->over_limit++;
+		else if (!strcmp(result, "unconfirmed")) r->st->unconfirmed++;
+		else if (!strcmp(result, "cancelled")) r->st->cancelled++;
+		else if (!strcmp(result, "published")) r->st->published++;
+		else if (!strcmp(result, "failed")) r->st->failed++;
+		ndjson_put(r->out, json_incref(o), 0);
+	}
+	json_array_clear(r->done);
+	flush_or_die(r->out, "stdout");
 }
 
 /* Move the task's pending touches (those addressed to TO, or all when TO
@@ -249,7 +266,9 @@ static void one_task(struct rec *r, struct task *t)
 
 void reconcile_run(struct wecom *w, sqlite3 *db, int64_t now, FILE *out, struct reconcile_stats *st)
 {
-	struct rec r = {.w = w, .db = db, .now = now, .out = out, .st = st};
+	struct rec r = {.w = w, .db = db, .now = now, .out = out, .st = st, .done = json_array()};
+	if (!r.done)
+		smr_die(SMR_FATAL, "out of memory");
 	memset(st, 0, sizeof *st);
 	r.still_open = db_prepare(db, "SELECT 1 FROM wecom_task WHERE id = ?1 AND state = 'created'");
 	r.result = db_prepare(db, "UPDATE touch SET state = ?3, reason = nullif(?4, '') WHERE wecom_task = ?1 "
@@ -286,9 +305,10 @@ void reconcile_run(struct wecom *w, sqlite3 *db, int64_t now, FILE *out, struct 
 			one_task(&r, &ts[i]);
 		}
 		db_commit(db);
-		flush_or_die(out, "stdout");
+		print_done(&r);
 	}
 	free(ts);
+	json_decref(r.done);
 	sqlite3_stmt *all[] = {r.still_open, r.result, r.pending, r.exited, r.finish, r.remind, r.moment};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);

@@ -9,7 +9,8 @@
  * (get_moment_task_result), then for the staff member's publish status
  * (get_moment_task): published, failed, or stopped (cancel_moment_task)
  * as cancelled or unconfirmed. Each task is settled in its own write transaction, so
- * reconcilers and senders running at once never act on a task twice. */
+ * reconcilers and senders running at once never act on a task twice; its
+ * records go to OUT only once that transaction has committed. */
 #ifndef SMR_RECONCILE_H
 #define SMR_RECONCILE_H
 

@@ -16,9 +16,13 @@ const char *const report_names[NREPORTS] = {"sops", "fatigue", "groups"};
  * (sent_at) or from when the held-out touch was due, over :win seconds;
  * only touches whose window has ended by :now count, so the measured
  * fields are NULL until one has. Uplift is the difference of conversion
- * rates with a 95% normal confidence interval. */
+ * rates with a 95% normal confidence interval.
+ * A step is its touch.step_key (touch.step is a count that an SOP edit or
+ * a merge makes two steps share); a touch whose key is not filled in yet
+ * falls back to its step, an integer k that never equals a text key. */
+#define SOPS_STEP "coalesce(step_key, step)"
 static const char sops_sql[] =
-	"WITH t AS (SELECT sop, step, pid, CASE WHEN state = 'holdout' THEN state ELSE 'sent' END AS state, "
+	"WITH t AS (SELECT sop, " SOPS_STEP " AS k, pid, CASE WHEN state = 'holdout' THEN state ELSE 'sent' END AS state, "
 	"  CASE WHEN state = 'holdout' THEN due_at ELSE sent_at END AS at "
 	"  FROM touch WHERE state IN ('sent', 'delivered', 'holdout')), "
 	"m AS (SELECT t.*, EXISTS (SELECT 1 FROM event o WHERE o.pid = t.pid AND o.type = 'order' "
@@ -26,21 +30,24 @@ static const char sops_sql[] =
 	"  (SELECT coalesce(sum(o.amount), 0) FROM event o WHERE o.pid = t.pid AND o.type = 'order' "
 	"    AND o.ts > t.at AND o.ts <= t.at + :win) AS rev "
 	"  FROM t WHERE t.at + :win <= :now), "
-	"g AS (SELECT sop, step, sum(state = 'sent') AS n1, sum(state = 'sent' AND conv) AS c1, "
+	"g AS (SELECT sop, k, sum(state = 'sent') AS n1, sum(state = 'sent' AND conv) AS c1, "
 	"  sum(CASE WHEN state = 'sent' THEN rev END) AS r1, sum(state = 'holdout') AS n2, "
 	"  sum(state = 'holdout' AND conv) AS c2, sum(CASE WHEN state = 'holdout' THEN rev END) AS r2 "
-	"  FROM m GROUP BY sop, step), "
+	"  FROM m GROUP BY sop, k), "
 	"p AS (SELECT *, CASE WHEN n1 > 0 THEN 1.0 * c1 / n1 END AS p1, CASE WHEN n2 > 0 THEN 1.0 * c2 / n2 END AS p2 FROM g), "
-	"st AS (SELECT sop, step, min(created_at) AS first_touch FROM touch WHERE state IN ('queued', 'claimed', 'sent', "
+	"st AS (SELECT sop, " SOPS_STEP " AS k, min(step) AS step, max(step_key) AS step_key, min(created_at) AS first_touch "
+	"  FROM touch WHERE state IN ('queued', 'claimed', 'sent', "
 	"  'deferred', 'suppressed', 'failed', 'unknown', 'missed', 'skipped', 'holdout', 'task_created', 'delivered', "
 	"  'not_friend', 'over_platform_limit', 'unconfirmed', 'cancelled', 'published', 'staff_notified') "
 	"  AND created_at <= :now "
-	"  GROUP BY sop, step) "
-	"SELECT st.sop, st.step, "
+	"  GROUP BY sop, k) "
+	"SELECT st.sop, st.step, st.step_key, "
 	"  (SELECT count(*) FROM enrollment e WHERE e.sop = st.sop) AS enrolled, "
 	"  (SELECT count(*) FROM enrollment e WHERE e.sop = st.sop AND e.exit_reason LIKE 'entered %') AS exited_converted, "
-	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state IN ('sent', 'delivered')) AS sent, "
-	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND x.step = st.step AND x.state IN ('suppressed', 'missed', 'skipped', "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND coalesce(x.step_key, x.step) = st.k "
+	"    AND x.state IN ('sent', 'delivered')) AS sent, "
+	"  (SELECT count(*) FROM touch x WHERE x.sop = st.sop AND coalesce(x.step_key, x.step) = st.k "
+	"    AND x.state IN ('suppressed', 'missed', 'skipped', "
 	"    'not_friend', 'over_platform_limit', 'unconfirmed', 'cancelled')) AS not_sent, "
 	"  n1 AS touched, c1 AS touched_orders, round(p1, 4) AS touched_rate, "
 	"  round(coalesce(r1, 0) / 100.0 / nullif(n1, 0), 2) AS touched_revenue_per_person, "
@@ -49,7 +56,7 @@ static const char sops_sql[] =
 	"  round(p1 - p2, 4) AS uplift, "
 	"  round(p1 - p2 - 1.96 * sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), 4) AS uplift_ci_low, "
 	"  round(p1 - p2 + 1.96 * sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), 4) AS uplift_ci_high "
-	"FROM st LEFT JOIN p USING (sop, step) ORDER BY st.sop, st.step";
+	"FROM st LEFT JOIN p USING (sop, k) ORDER BY st.sop, st.step, st.step_key";
 
 /* Touches sent per person per week, the last :weeks weeks. */
 static const char fatigue_sql[] =

@@ -88,7 +88,14 @@ static void uplift_chart(json_t *rows, FILE *out)
 		int y = top + rowh * (int)i + rowh / 2;
 		fprintf(out, "<text x=\"4\" y=\"%d\">", y + 4);
 		esc(out, json_string_value(json_object_get(r, "sop")));
-		fprintf(out, " step %lld</text>\n", (long long)json_integer_value(json_object_get(r, "step")));
+		fprintf(out, " step %lld", (long long)json_integer_value(json_object_get(r, "step")));
+		const char *key = json_string_value(json_object_get(r, "step_key"));
+		if (key) { /* two steps may share a step number after an SOP edit */
+			fputs(" (", out);
+			esc(out, key);
+			fputc(')', out);
+		}
+		fputs("</text>\n", out);
 		if (!json_is_number(json_object_get(r, "uplift_ci_low"))) {
 			fprintf(out, "<text x=\"%.1f\" y=\"%d\" class=\"axis\">no holdout or no ended window yet</text>\n",
 			        X(lo), y + 4);

@@ -135,24 +135,28 @@ void rules_free(struct rules *r)
 	free(r);
 }
 
-/* A line split into whitespace-separated words, with each word's column. */
+/* A line split into whitespace-separated words, with each word's column.
+ * The arrays grow with the line, which is already in memory: a word takes
+ * at least two of its bytes, so there is no limit of its own to enforce. */
 struct words {
 	char *buf;
-	char *w[64];
-	int col[64];
+	char **w;
+	int *col;
+	size_t wcap, colcap;
 	int n;
 };
 
 static void split_words(const char *line, struct words *ws)
 {
-	ws->buf = xstrdup(line);
-	ws->n = 0;
+	*ws = (struct words){.buf = xstrdup(line)};
 	char *p = ws->buf;
-	while (*p && ws->n < 64) {
+	while (*p) {
 		while (isspace((unsigned char)*p))
 			p++;
 		if (!*p)
 			break;
+		ws->w = xgrow(ws->w, &ws->wcap, (size_t)ws->n + 1, sizeof *ws->w);
+		ws->col = xgrow(ws->col, &ws->colcap, (size_t)ws->n + 1, sizeof *ws->col);
 		ws->col[ws->n] = (int)(p - ws->buf) + 1;
 		ws->w[ws->n++] = p;
 		while (*p && !isspace((unsigned char)*p))
@@ -160,6 +164,13 @@ static void split_words(const char *line, struct words *ws)
 		if (*p)
 			*p++ = '\0';
 	}
+}
+
+static void free_words(struct words *ws)
+{
+	free(ws->buf);
+	free(ws->w);
+	free(ws->col);
 }
 
 static int parse_small_int(const char *s, int *out)
@@ -367,7 +378,7 @@ static int parse_stream(struct rules *r, FILE *f)
 				block[blen++] = '\n';
 				block[blen] = '\0';
 			}
-			free(ws.buf);
+			free_words(&ws);
 			continue;
 		}
 		const char *kw = ws.w[0];
@@ -401,7 +412,7 @@ static int parse_stream(struct rules *r, FILE *f)
 			rules_error(r->file, lineno, ws.col[0], "unknown keyword \"%s\"", kw);
 			errors++;
 		}
-		free(ws.buf);
+		free_words(&ws);
 	}
 	if (ferror(f)) {
 		smr_warn(r->file, 0, "read error");

@@ -218,5 +218,12 @@ const char *const smr_migrations[] = {
 	"ALTER TABLE wecom_task ADD COLUMN jobid TEXT;\n"
 	"ALTER TABLE wecom_task ADD COLUMN moment_id TEXT;\n"
 	"CREATE INDEX wecom_task_digest ON wecom_task(staff, started_at) WHERE kind = 'digest';\n",
+	/* 8: smr-person reads one person's merges (by survivor) and conflicts
+	 * (as pid or as other_pid); without indexes each look-up scanned the
+	 * whole log. merged finds the survivor of a pid that was merged away. */
+	"CREATE INDEX merge_log_survivor ON merge_log(survivor);\n"
+	"CREATE INDEX merge_log_merged ON merge_log(merged);\n"
+	"CREATE INDEX conflict_log_pid ON conflict_log(pid);\n"
+	"CREATE INDEX conflict_log_other_pid ON conflict_log(other_pid);\n",
 	NULL
 };

@@ -13,6 +13,7 @@
 #include "../common/identity.h"
 #include "../common/ingest.h"
 #include "../common/layers.h"
+#include "../common/lookup.h"
 #include "../common/mapping.h"
 #include "../common/members.h"
 #include "../common/money.h"
@@ -1679,7 +1680,7 @@ static int allowed(const char *allow, const char *scan)
 static void expect_plan(sqlite3 *db, const char *name, const char *sql, const char *want, const char *allow)
 {
 	static const char *const big[] = {"event", "person", "identity", "tag", "tag_log", "enrollment", "touch",
-		"merge_log", "c", "u", "t", "e", "o", "x", NULL};
+		"merge_log", "conflict_log", "c", "u", "t", "e", "o", "x", NULL};
 	char plan[8192], part[256];
 	plan_detail(db, sql, plan, sizeof plan);
 	const char *bad = NULL;
@@ -1755,6 +1756,16 @@ static void test_plans(void)
 		snprintf(name, sizeof name, "plan: tag chunk statement %d", i + 1);
 		expect_plan(db, name, tagger_chunk_sql[i], chunk_want[i], NULL);
 	}
+
+	/* smr-person reads one person's merges and conflicts through their own
+	 * indexes, however long the logs grow */
+	expect_plan(db, "plan: person merges by survivor", lookup_section_sql[LOOKUP_MERGES],
+	            "SEARCH merge_log USING INDEX merge_log_survivor (survivor=?)", NULL);
+	expect_plan(db, "plan: person conflicts by pid or other_pid", lookup_section_sql[LOOKUP_CONFLICTS],
+	            "SEARCH conflict_log USING INDEX conflict_log_pid (pid=?)|"
+	            "SEARCH conflict_log USING INDEX conflict_log_other_pid (other_pid=?)", NULL);
+	expect_plan(db, "plan: the survivor of a merged pid", "SELECT survivor FROM merge_log WHERE merged = ?1",
+	            "SEARCH merge_log USING INDEX merge_log_merged (merged=?)", NULL);
 
 	/* a report reads the touches once by design; what must not happen is
 	 * a scan of the events per touch. (Its per-step counts still read the

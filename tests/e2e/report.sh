@@ -178,6 +178,47 @@ eq "sops: revenue per person of 12345.67 and 1234567.89 yuan is exact in the NDJ
 rep --db v.db --rules $R --now $NOW --table sops
 check "sops --table: the same revenue, exact" has_line "$T/rout" '^vip +0 .* 12345\.67 '
 
+# An SOP edited between enrollments: step 1 was a coupon at 1d 10:00 for
+# E1..E4 and is a survey at 1d 12:00 for E5..E8 (step 0 unchanged). Both
+# are touch.step 1; the report tells them apart by touch.step_key. E1 and
+# E2 order a day after the coupon; nobody orders after the survey.
+{
+	for u in E1 E2 E3 E4 E5 E6 E7 E8; do evs "v-$u" view $((N - 30 * D)) "$u"; done
+	for u in E1 E2; do evs "o-$u" order $((N - 9 * D)) "$u" ',"amount":"30.00"'; done
+} >e.ndjson
+ingest "edited SOP" edit.db $R e.ndjson
+{
+	echo "BEGIN;"
+	i=0
+	for u in E1 E2 E3 E4 E5 E6 E7 E8; do
+		i=$((i + 1))
+		enr $i "$u" edited active
+		tch $((10 + i)) $i "$u" edited 0 sent $((N - 11 * D)) $((N - 11 * D))
+		tch $((20 + i)) $i "$u" edited 1 sent $((N - 10 * D)) $((N - 10 * D))
+		echo "UPDATE touch SET step_key = '0d 10:00 private welcome' WHERE id = $((10 + i));"
+		case $u in
+		E[1-4]) echo "UPDATE touch SET step_key = '1d 10:00 private coupon' WHERE id = $((20 + i));" ;;
+		*) echo "UPDATE touch SET step_key = '1d 12:00 private survey' WHERE id = $((20 + i));" ;;
+		esac
+	done
+	echo "COMMIT;"
+} >e.sql
+check "edited SOP fixture: rows written" sq edit.db ".read e.sql"
+rep --db edit.db --rules $R --now $NOW sops
+rstatus "sops after an SOP edit: exit 0" 0
+eq "sops after an SOP edit: one record per step_key, ordered by step then step_key" \
+	"0 0d 10:00 private welcome;1 1d 10:00 private coupon;1 1d 12:00 private survey" "$(keys sops step step_key)"
+eq "sops after an SOP edit: the coupon step alone, 4 sent, 2 ordered (0.5)" \
+	"4 4 2 0.5" "$(get sops 'step_key=1d 10:00 private coupon' -- sent touched touched_orders touched_rate)"
+eq "sops after an SOP edit: the survey step alone, 4 sent, none ordered" \
+	"4 4 0 0.0" "$(get sops 'step_key=1d 12:00 private survey' -- sent touched touched_orders touched_rate)"
+eq "sops after an SOP edit: step 0 unchanged, all 8 (2 ordered within its window)" \
+	"8 8 2" "$(get sops step=0 -- sent touched touched_orders)"
+eq "sops: touches without a step_key yet (before the upgrade) group by step, step_key null" \
+	"null;null;null" "$(rep --db s.db --rules $R --now $NOW sops; get sops -- step_key)"
+rep --db edit.db --rules $R --now $NOW --table sops
+check "sops --table after an SOP edit: a line per step_key" has_line "$T/rout" '^edited +1 +1d 12:00 private survey '
+
 # === fatigue ==================================================================
 # Sent touches per person per week back from N (week 0 = (N - 7d, N]):
 #   week 0: A 1 (at N exactly), B 2, C 3, D 4, E 5 (one due in week 2 but sent
@@ -397,7 +438,7 @@ rep --db s.db --rules $R --now $NOW --table
 rstatus "--table: exit 0" 0
 eq "--table: a '== name' line per section, in order" "== sops;== fatigue;== groups" "$(grep '^== ' "$T/rout" | paste -sd';')"
 eq "--table: each section's header line follows its title" \
-	"sop step enrolled exited_converted sent not_sent touched touched_orders touched_rate touched_revenue_per_person holdout holdout_orders holdout_rate holdout_revenue_per_person uplift uplift_ci_low uplift_ci_high;weeks_ago persons touches mean max one two three four five_plus;group_id members joins_7d leaves_7d leaves_after_push messages_prev_7d messages_7d flag" \
+	"sop step step_key enrolled exited_converted sent not_sent touched touched_orders touched_rate touched_revenue_per_person holdout holdout_orders holdout_rate holdout_revenue_per_person uplift uplift_ci_low uplift_ci_high;weeks_ago persons touches mean max one two three four five_plus;group_id members joins_7d leaves_7d leaves_after_push messages_prev_7d messages_7d flag" \
 	"$(grep -A1 '^== ' "$T/rout" | grep -v '^==\|^--' | tr -s ' ' | sed 's/ $//' | paste -sd';')"
 test_cmp "--table: every section whole (the winback rows with their numbers, a NULL as -)" "$FIXTURES/report/table.txt" "$T/rout"
 rep --db g.db --rules $R --now $NOW --table groups
@@ -474,6 +515,9 @@ PY
 	[ -s "$T/hcheck" ] && ! grep -q '^ok' "$T/hcheck" && head -c 600 "$T/hcheck"
 }
 html_agrees "html sops" s.db $NOW
+html_agrees "html sops after an SOP edit" edit.db $NOW
+check "html sops after an SOP edit: the chart names each step by its key" \
+	grep -q "edited step 1 (1d 12:00 private survey)" "$T/r.html"
 html_agrees "html fatigue" f.db 2026-11-20T00:00:01+08:00
 html_agrees "html groups" g.db $NOW
 html_agrees "html of an empty database" empty.db $NOW

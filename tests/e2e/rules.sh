@@ -98,6 +98,19 @@ rules_error "identity named after a core field (amount)" $'identity amount max 1
 rules_error "identity named pid" $'identity pid\n' '1:10: '
 rules_error "sop block without end at its first line" $'identity phone max 1\nsop s1\n  trigger x\n' '2:1: '
 
+# A line has no word limit: every word counts, however many come before it.
+many=$(for i in $(seq 40); do printf ' priority 3'; done)
+rules_error "a misspelt option after the 64th word is still an error" "identity phone$many maxx 3"$'\n' '1:[0-9]+: expected'
+printf 'identity weibo_uid%s max 1\n' "$many" >longline.rules
+run --db long.db --rules longline.rules weibo.ndjson
+status "an identity line of 84 words: exit 0" 0
+summary "an identity line of 84 words: its last word, max 1, applies" "3 3 0 0 2 0 1"
+{ printf 'identity member_id block'; for i in $(seq 200); do printf ' "ph%d"' "$i"; done; echo; } >longblock.rules
+printf '%s\n' '{"id":"b1","type":"view","ts":1,"unionid":"ub1","member_id":"ph200"}' \
+	'{"id":"b2","type":"view","ts":1,"unionid":"ub2","member_id":"ph200"}' >ph.ndjson
+run --db lb.db --rules longblock.rules ph.ndjson
+summary "a block list of 200 values: the 200th is a placeholder too (no merge)" "2 2 0 0 2 0 0"
+
 rm -f none.db
 run --db none.db --rules does-not-exist.rules cookies.ndjson
 status "--rules with a missing file: exit 2" 2

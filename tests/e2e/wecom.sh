@@ -312,6 +312,44 @@ hook inject '{"api":"get_groupmsg_task","errcode":0,"times":0}' >/dev/null
 wsnd --db cc.db --rules w.rules --now 2026-11-03T12:20:00+08:00 --reconcile --transport wecom:
 eq "41063 gone: settled" "30" "$(sq cc.db "SELECT count(*) FROM touch WHERE step = 1 AND state = 'delivered'")"
 
+# === a reconcile whose commit fails prints nothing for that task ===============
+# Two tasks (s1: C1 C2, s2: C3 C4), both sent by their staff at once. The
+# reconcile settles s1's task and commits; while it waits on s2's send
+# results, its file size limit is set to the WAL's size (SIGXFSZ ignored),
+# so the commit of s2's task fails (disk full): exit 3, s1's records
+# printed, s2's neither printed nor recorded; a re-run settles them.
+start_server
+{ people 2 s1 1; people 2 s2 3; } >cf.ndjson
+setup cf.db cf.ndjson
+hook staff '{"userid":"s1","mode":"auto"}' >/dev/null
+hook staff '{"userid":"s2","mode":"auto"}' >/dev/null
+wsnd --db cf.db --rules w.rules --now $D0 --queued --transport wecom:
+eq "failed commit: setup, two tasks created" "2 4" "$(srv "len(S['tasks'])") $(sq cf.db "SELECT count(*) FROM touch WHERE state = 'task_created'")"
+hook delay '{"api":"get_groupmsg_send_result","skip":1,"seconds":2}' >/dev/null
+(trap '' XFSZ && exec "$SEND" --db cf.db --rules w.rules --now 2026-11-02T12:30:00+08:00 --reconcile --transport wecom: >cf.out 2>cf.err) &
+cp=$!
+for _ in $(seq 100); do
+	[ "$(srv "calls('get_groupmsg_send_result')")" = 2 ] && break
+	sleep 0.05
+done
+prlimit --pid "$cp" --fsize="$(stat -c %s cf.db-wal)"
+wait "$cp"
+cfrc=$?
+no_sanitizer "failed commit" cf.err
+status_is "failed commit: exit 3" "$cfrc" 3 cf.err
+check "failed commit: the failure named on stderr" grep -q '^smr-send: ' cf.err
+eq "failed commit: only the committed task's records printed" "wmC1 delivered;wmC2 delivered" \
+	"$(python3 -c "
+import json
+for l in open('cf.out'):
+    o = json.loads(l)
+    print(o['touch'], o['result'])" | while read -r t r; do echo "$(sq cf.db "SELECT wecom_to FROM touch WHERE id = $t") $r"; done | sort | paste -sd';')"
+eq "failed commit: the database agrees (s2's touches still task_created)" "C1 0 delivered;C2 0 delivered;C3 0 task_created;C4 0 task_created" "$(states cf.db)"
+wsnd --db cf.db --rules w.rules --now 2026-11-02T12:40:00+08:00 --reconcile --transport wecom:
+xstatus "failed commit, re-run: exit 0" 0
+eq "failed commit, re-run: s2's touches settled and printed now" "delivered;delivered" "$(res result)"
+eq "failed commit, re-run: every touch delivered" "C1 0 delivered;C2 0 delivered;C3 0 delivered;C4 0 delivered" "$(states cf.db)"
+
 # === held claims: taken over, a live run's, standard output =====================
 stop_server
 start_server
