@@ -102,16 +102,18 @@ fuzz-run:
 build-san:
 	$(MAKE) BUILD=build-san BINDIR=build-san/bin CFLAGS="$(SAN)" $(PROGS:%=build-san/bin/%) build-san/test-unit
 
-# The chaos soak (scripts/soak): 30 simulated days; `make test` runs a short
-# one with a fixed seed, then one with a random seed (printed to replay).
+# The chaos soak (scripts/soak): 30 simulated days; `make test` runs a
+# one-day soak with a fixed seed, then one with a random seed (printed to
+# replay), each with enough events that SOP steps fall due and are sent
+# while processes are killed (a half day of 120 events sent next to none).
 SOAK_DAYS ?= 30
 soak: deps
 	$(MAKE) all
 	./scripts/soak --days $(SOAK_DAYS) --bin $(CURDIR)/bin
 
 soak-test:
-	$(PYTHON) scripts/soak --days 0.5 --seed 1 --bin $(CURDIR)/bin
-	$(PYTHON) scripts/soak --days 0.5 --bin $(CURDIR)/bin
+	$(PYTHON) scripts/soak --days 1 --events-per-day 600 --seed 1 --bin $(CURDIR)/bin
+	$(PYTHON) scripts/soak --days 1 --events-per-day 600 --bin $(CURDIR)/bin
 
 demo: deps
 	$(MAKE) all
