@@ -44,9 +44,9 @@ $(BUILD)/ingest-floor: scripts/ingest-floor.c $(BUILD)/libsmr.a $(HDRS)
 deps:
 	@./scripts/install-deps
 
-# Every test twice: the -O2 build, then the ASan+UBSan build.
 # The three builds (-O2, sanitizers, fuzzing) run side by side, then the
-# fuzzers and the soaks (one core each), then the suite twice.
+# fuzzers and the soaks (one core each), then every test twice: on the
+# -O2 build, then on the ASan+UBSan build.
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	$(MAKE) -j$(JOBS) --output-sync=target all $(BUILD)/test-unit build-san fuzz-bins
