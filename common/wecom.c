@@ -68,7 +68,8 @@ struct wecom {
 	char me[160];
 	struct wecom_stats st;
 	sqlite3_stmt *period_count, *new_task, *link, *task_created, *task_state, *touch_state,
-	             *requeue, *known_msgid, *recover_row, *first_to, *job_created, *digest_count, *open_moment;
+	             *requeue, *known_msgid, *recover_row, *first_to, *job_created, *digest_count, *open_moment,
+	             *task_text;
 };
 
 static long env_num(const char *name, long dflt)
@@ -126,6 +127,7 @@ static void prepare(struct wecom *w)
 	w->link = db_prepare(db, wecom_link_sql);
 	w->task_created = db_prepare(db, "UPDATE wecom_task SET state = 'created', msgid = ?2, created_at = ?3 WHERE id = ?1");
 	w->task_state = db_prepare(db, "UPDATE wecom_task SET state = ?2, reason = ?3 WHERE id = ?1");
+	w->task_text = db_prepare(db, "UPDATE wecom_task SET text = ?2 WHERE id = ?1");
 	w->touch_state = db_prepare(db, wecom_outcome_sql);
 	w->requeue = db_prepare(db, "UPDATE touch SET state = 'queued', reason = ?2, wecom_task = NULL "
 	                            "WHERE wecom_task = ?1 AND state = 'claimed'");
@@ -198,7 +200,7 @@ void wecom_close(struct wecom *w)
 		return;
 	sqlite3_stmt *all[] = {w->period_count, w->new_task, w->link, w->task_created, w->task_state,
 	                       w->touch_state, w->requeue, w->known_msgid, w->recover_row, w->first_to,
-	                       w->job_created, w->digest_count, w->open_moment};
+	                       w->job_created, w->digest_count, w->open_moment, w->task_text};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		sqlite3_finalize(all[i]);
 	staff_close(w->staff);
@@ -1108,17 +1110,49 @@ static void record_range(struct wecom *w, struct entry *es, size_t i, size_t j)
 			set_touch(w, es[i].id, es[i].result, es[i].reason, es[i].not_before);
 }
 
-/* One staff member's digest through message/send: every task of ES
- * listed, split into messages of at most 2,048 bytes, at most
- * WECOM_DIGEST_PER_MIN messages a minute (every run's: the tasks that do
- * not fit wait a minute). Each message is an attempt committed before its
- * call; a touch reached the staff member (staff_notified) once every
- * message holding its line did. */
+/* The first LEN bytes of TEXT become TASK's text. */
+static void set_task_text(struct wecom *w, int64_t task, char *text, size_t len)
+{
+	char save = text[len];
+	text[len] = '\0';
+	db_bind_int(w->db, w->task_text, 1, task);
+	db_bind_text(w->db, w->task_text, 2, text);
+	db_run(w->db, w->task_text);
+	text[len] = save;
+}
+
+/* Move the linked entries of ES to its front, in their order; how many. */
+static size_t linked_first(struct entry *es, size_t n)
+{
+	struct entry *tmp = xcalloc(n, sizeof *tmp);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (es[i].linked)
+			tmp[k++] = es[i];
+	size_t held = k;
+	for (size_t i = 0; i < n; i++)
+		if (!es[i].linked)
+			tmp[k++] = es[i];
+	memcpy(es, tmp, n * sizeof *es);
+	free(tmp);
+	return held;
+}
+
+/* One staff member's digest through message/send: every task of ES this
+ * run still holds listed (linked before the digest is written: a touch
+ * another run took over is that run's to list), split into messages of
+ * at most 2,048 bytes, at most WECOM_DIGEST_PER_MIN messages a minute
+ * (every run's: the tasks that do not fit wait a minute). Each message is
+ * an attempt committed before its call; a touch reached the staff member
+ * (staff_notified) once every message holding its line did. */
 static void send_digest(struct wecom *w, struct entry *es, size_t n, wecom_report_fn *report, void *ctx)
 {
 	struct digest d = {0};
-	size_t *cut = NULL, ncut, fit = n;
+	size_t *cut = NULL, ncut, linked;
 	long room = WECOM_DIGEST_PER_MIN - digest_recent(w, es[0].staff);
+	db_begin(w->db);
+	int64_t task = insert_task(w, "digest", "", es, n, &linked);
+	size_t held = linked_first(es, n), fit = held;
 	for (int round = 0; round < 3; round++) { /* fewer tasks, a shorter header: converges at once */
 		digest_build(&d, es, fit);
 		ncut = fit ? digest_split(&d, &cut) : 0;
@@ -1131,15 +1165,14 @@ static void send_digest(struct wecom *w, struct entry *es, size_t n, wecom_repor
 	}
 	if ((long)ncut > room)
 		fit = ncut = 0;
-	size_t linked;
-	db_begin(w->db);
-	int64_t task = insert_task(w, "digest", fit ? d.text : "", es, n, &linked);
-	for (size_t i = fit; i < n; i++)
+	if (ncut)
+		set_task_text(w, task, d.text, cut[0]); /* the attempt's text: its first message */
+	for (size_t i = fit; i < held; i++)
 		outcome(&es[i], "deferred", "WeCom takes about 30 app messages a minute per staff member: this task "
 		                            "waits for the next digest", w->now + 60);
 	if (!fit)
-		set_task(w, task, "failed", linked ? "over the per-minute limit of messages: deferred" : "taken over");
-	record_range(w, es, fit, n);
+		set_task(w, task, "failed", held ? "over the per-minute limit of messages: deferred" : "taken over");
+	record_range(w, es, fit, held);
 	db_commit(w->db);
 	size_t first = 0; /* the first task whose line is not yet settled */
 	for (size_t m = 0; m < ncut && first < fit; m++) {

@@ -241,6 +241,21 @@ eq "staff: one message per staff member, listing that member's customers by name
 eq "staff: three message/send calls, one per staff member" "3" "$(srv "calls('message/send')")"
 eq "staff: the attempts recorded as digests" "digest done s1;digest done s2;digest failed s3" \
 	"$(sq st.db "SELECT group_concat(kind || ' ' || state || ' ' || staff, ';') FROM (SELECT * FROM wecom_task ORDER BY staff)")"
+# another run takes C2's claim over between the claim and the digest: the
+# digest leaves C2 to that run (a line for it here would have s1 call twice)
+stop_server
+start_server
+setup sto.db st.ndjson st.rules
+sq sto.db "CREATE TRIGGER steal AFTER INSERT ON wecom_task BEGIN
+  UPDATE touch SET claimed_by = 'otherhost:1:1' WHERE state = 'claimed' AND pid = (SELECT pid FROM identity WHERE value = 'C2');
+END" >/dev/null
+SMR_WECOM_AGENTID=1000002 wsnd --db sto.db --rules st.rules --now $D0 --queued --transport wecom:
+eq "staff, taken over: s1's digest lists only the touch this run holds" \
+	"s1|smr: 1 SOP task to send by hand/1. 小王 (wmC1): 请电话回访，送优惠券/" \
+	"$(digest "';'.join(m['touser'] + '|' + m['content'].replace(chr(10), '/') for m in M if m['touser'] == 's1')")"
+eq "staff, taken over: C2 not reported, still the other run's; the attempt's text is its message" \
+	"C1 staff_notified;C3 staff_notified;C4 staff_notified|C2 claimed otherhost:1:1|smr: 1 SOP task to send by hand/1. 小王 (wmC1): 请电话回访，送优惠券/" \
+	"$(res unionid result)|$(sq sto.db "SELECT $WHO || ' ' || state || ' ' || claimed_by FROM touch x WHERE state = 'claimed'")|$(sq sto.db "SELECT replace(text, char(10), '/') FROM wecom_task WHERE staff = 's1'")"
 "$SMR_BIN/smr-report" --db st.db --rules st.rules --now 2026-11-20T00:00:00+08:00 sops >rep.out 2>rep.err
 eq "staff: smr-report counts no staff reminder as delivered to a customer" "call 0" \
 	"$(python3 -c "
