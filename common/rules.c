@@ -13,6 +13,8 @@
 
 #define DEFAULT_RULES "smr.rules"
 #define DEFAULT_TIMEZONE "Asia/Shanghai"
+#define RULES_LINE_MAX (1 << 20)   /* bytes in a line, newline not counted */
+#define RULES_BYTES_MAX (16 << 20) /* bytes in a rules file */
 
 /* Built-in identifier kinds: priority (lower wins), the most values one
  * person may hold (0 = any number) and the most persons one value may
@@ -361,14 +363,41 @@ static int in_list(const char *const *list, const char *w)
 	return 0;
 }
 
+/* The next line of F into LINE (RULES_LINE_MAX + 2 bytes), adding the
+ * bytes read to *TOTAL: 1, 0 at the end, -1 when the line is longer than
+ * RULES_LINE_MAX (the rest of it is read and dropped). What a rules file
+ * can make smr allocate stays bounded, whatever is on the other end. */
+static int next_line(FILE *f, char *line, size_t *total)
+{
+	if (!fgets(line, RULES_LINE_MAX + 2, f))
+		return 0;
+	size_t n = strlen(line);
+	*total += n;
+	if (n <= RULES_LINE_MAX || line[n - 1] == '\n')
+		return 1;
+	for (int c; (c = getc(f)) != EOF && c != '\n';)
+		++*total;
+	return -1;
+}
+
 static int parse_stream(struct rules *r, FILE *f)
 {
-	char *line = NULL, *block = NULL;
-	size_t cap = 0, blen = 0;
-	int lineno = 0, errors = 0, block_line = 0;
+	char *line = xmalloc(RULES_LINE_MAX + 2), *block = NULL;
+	size_t blen = 0, total = 0;
+	int lineno = 0, errors = 0, block_line = 0, got;
 	char block_kw[16] = "";
-	while (getline(&line, &cap, f) >= 0) {
+	while ((got = next_line(f, line, &total)) != 0) {
 		lineno++;
+		if (total > RULES_BYTES_MAX) {
+			rules_error(r->file, lineno, 1, "the rules file is larger than %d bytes", RULES_BYTES_MAX);
+			errors++;
+			break;
+		}
+		if (got < 0) {
+			rules_error(r->file, lineno, 1, "line is longer than %d bytes", RULES_LINE_MAX);
+			errors++;
+			continue;
+		}
 		strip_comment(line);
 		struct words ws;
 		split_words(line, &ws);

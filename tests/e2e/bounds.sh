@@ -32,6 +32,18 @@ bad_check "replace() blow-up on constants refused" "tag big when length(replace(
 bad_check "printf() refused" "tag big when length(printf('%.*c', 200000000 + pid, 'x')) > 0" 3:21 'not allowed: printf\(\) is not for rules'
 bad_check "format() refused" "tag big when length(FORMAT('%d', pid)) > 0" 3:21 'not allowed: format\(\) is not for rules'
 bad_check "the budget markers are not for rules" "tag sneaky when smr_rule_enter(0, pid) and events > 0" 3:[0-9]+ '(not allowed|no such function)'
+long=$(head -c 1048600 /dev/zero | tr '\0' x)
+bad_check "a line over 1 MiB refused, naming it" "tag long when events > 0 -- $long" 3:1 'line is longer than 1048576 bytes'
+{ printf 'timezone UTC\n'; for i in $(seq 17); do printf '# %s\n' "${long:0:1048000}"; done; printf 'tag fine when events > 0\n'; } >big.rules
+tag --check --rules big.rules
+if [ "$TRC" = 2 ] && grep -qE '^smr-tag: big\.rules:[0-9]+:1: the rules file is larger than 16777216 bytes' "$T/terr"; then
+	ok "--check: a rules file over 16 MiB refused"
+else
+	fail "--check: a rules file over 16 MiB refused" "status $TRC, stderr: $(head -c 300 "$T/terr")"
+fi
+{ printf 'timezone UTC\n# %s\n' "${long:0:1048000}"; printf 'tag fine when events > 0\n'; } >ok.rules
+tag --check --rules ok.rules
+tstatus "--check: a comment line just under 1 MiB is read" 0
 tag --check --rules b.rules --rule-steps 0
 tstatus "--rule-steps 0 is a usage error" 2
 tag --check --rules b.rules --rule-steps 12x
