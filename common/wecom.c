@@ -1121,21 +1121,19 @@ static void set_task_text(struct wecom *w, int64_t task, char *text, size_t len)
 	text[len] = save;
 }
 
-/* Move the linked entries of ES to its front, in their order; how many. */
-static size_t linked_first(struct entry *es, size_t n)
+/* Move the linked entries of ES to its front, in their order. */
+static void linked_first(struct entry *es, size_t n)
 {
 	struct entry *tmp = xcalloc(n, sizeof *tmp);
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (es[i].linked)
 			tmp[k++] = es[i];
-	size_t held = k;
 	for (size_t i = 0; i < n; i++)
 		if (!es[i].linked)
 			tmp[k++] = es[i];
 	memcpy(es, tmp, n * sizeof *es);
 	free(tmp);
-	return held;
 }
 
 /* One staff member's digest through message/send: every task of ES this
@@ -1148,11 +1146,12 @@ static size_t linked_first(struct entry *es, size_t n)
 static void send_digest(struct wecom *w, struct entry *es, size_t n, wecom_report_fn *report, void *ctx)
 {
 	struct digest d = {0};
-	size_t *cut = NULL, ncut, linked;
+	size_t *cut = NULL, ncut, held;
 	long room = WECOM_DIGEST_PER_MIN - digest_recent(w, es[0].staff);
 	db_begin(w->db);
-	int64_t task = insert_task(w, "digest", "", es, n, &linked);
-	size_t held = linked_first(es, n), fit = held;
+	int64_t task = insert_task(w, "digest", "", es, n, &held);
+	linked_first(es, n); /* the HELD entries this run still holds come first */
+	size_t fit = held;
 	for (int round = 0; round < 3; round++) { /* fewer tasks, a shorter header: converges at once */
 		digest_build(&d, es, fit);
 		ncut = fit ? digest_split(&d, &cut) : 0;
